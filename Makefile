@@ -1,0 +1,70 @@
+# Named tasks. Every target creates the virtual environment it needs on first use.
+# Needs: Python 3.11+, Java 17+ and Maven (for the local Kafka broker).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv lint format typecheck test test-unit test-integration test-e2e demo bench \
+        kafka-start kafka-stop kafka-status clean
+
+help:
+	@echo "make demo        run the hub on a local Kafka broker; alerts land in .hub/mailbox/"
+	@echo "make test        lint, type-check and run every test tier against a real broker"
+	@echo "make test-unit   only the pure unit tests (no broker, seconds)"
+	@echo "make lint        ruff check and ruff format --check"
+	@echo "make typecheck   mypy --strict on the hub and the producer library"
+	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on its own"
+	@echo "make clean       remove the virtual environment and .hub/ (jars, data, mailbox)"
+
+$(STAMP): pyproject.toml producers/pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed" if sys.version_info < (3, 11) else 0)'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,rocksdb]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+
+demo: $(STAMP)
+	$(BIN)/hub demo
+
+bench: $(STAMP)
+	$(BIN)/hub bench
+
+kafka-start: $(STAMP)
+	$(BIN)/hub kafka start
+
+kafka-stop: $(STAMP)
+	$(BIN)/hub kafka stop
+
+kafka-status: $(STAMP)
+	$(BIN)/hub kafka status
+
+clean:
+	-test -x $(BIN)/hub && $(BIN)/hub kafka stop
+	rm -rf $(VENV) .hub .pytest_cache .mypy_cache .ruff_cache .hypothesis

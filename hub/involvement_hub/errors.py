@@ -1,0 +1,92 @@
+"""The hub's one error tree. Every error raised on purpose is one of these::
+
+    HubError                          (involvement_hub_producer.errors)
+     ├── ContractError                the Avro contract with the agencies
+     │    ├── SchemaError             a schema file is missing or invalid: the hub will not start
+     │    ├── EncodeError             a record does not fit its schema: nothing is published
+     │    └── DecodeError             unreadable bytes: the message is quarantined
+     ├── PublishError                 the broker did not take an agency's event
+     ├── ConfigError                  the hub will not start until this is fixed
+     │    ├── SettingsError           a HUB_* variable is unknown or malformed
+     │    ├── PolicyError             the governance policy file is invalid
+     │    └── SubscriptionError       a subscription rule is invalid
+     ├── RejectedEvent                a decoded event the hub must not route: quarantined
+     ├── DeliveryError                an alert could not be handed to the mail server
+     │    ├── TransientDeliveryError  4xx, refused or dropped connection, timeout: retried
+     │    └── PermanentDeliveryError  5xx or no TLS when TLS is required: escalated
+     └── LocalKafkaError              the local development broker cannot be fetched or run
+
+Rules: decode errors quarantine, transient delivery errors retry, permanent ones escalate.
+Third-party exceptions are wrapped where they enter (``raise X(...) from exc``), and an error's
+message never contains payload content, because payloads carry personal data.
+"""
+
+from __future__ import annotations
+
+from involvement_hub_producer.errors import (
+    ContractError,
+    DecodeError,
+    EncodeError,
+    HubError,
+    SchemaError,
+)
+from involvement_hub_producer.publisher import PublishError
+
+__all__ = [
+    "ConfigError",
+    "ContractError",
+    "DecodeError",
+    "DeliveryError",
+    "EncodeError",
+    "HubError",
+    "LocalKafkaError",
+    "PermanentDeliveryError",
+    "PolicyError",
+    "PublishError",
+    "RejectedEvent",
+    "SchemaError",
+    "SettingsError",
+    "SubscriptionError",
+    "TransientDeliveryError",
+]
+
+
+class ConfigError(HubError):
+    """Configuration that stops the hub from starting; the message names the problem."""
+
+
+class SettingsError(ConfigError):
+    """A ``HUB_*`` environment variable is unknown or cannot be read."""
+
+
+class PolicyError(ConfigError):
+    """The governance policy file is missing, malformed or incomplete."""
+
+
+class SubscriptionError(ConfigError):
+    """A declarative subscription rule is malformed or not allowed by policy."""
+
+
+class RejectedEvent(HubError):
+    """A well-formed event that must not be routed. ``reason`` is a fixed label token."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class DeliveryError(HubError):
+    """An alert could not be handed to the mail server."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying: a 4xx reply, a refused or dropped connection, a timeout."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Not worth retrying: a 5xx reply, or the server cannot give the TLS we require."""
+
+
+class LocalKafkaError(HubError):
+    """The local development broker could not be fetched, started or stopped."""

@@ -1,0 +1,173 @@
+"""The hub's one settings object, read once from ``HUB_*`` environment variables.
+
+Nothing else in the hub reads the environment: :meth:`Settings.from_env` is called by the
+command line and the result is passed down. Secrets are :class:`Secret` values, whose repr
+never shows them. Every variable, its default and its meaning is listed in ``FIELDS`` (the
+README's configuration table is checked against it by a unit test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from .errors import SettingsError
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+
+DEFAULT_AGENCIES: Final = (
+    "northshire-social-care",
+    "northshire-early-help",
+    "northshire-police",
+    "northshire-health",
+    "northshire-housing",
+    "northshire-youth-justice",
+    "northshire-drug-alcohol",
+    "oakfield-primary",
+    "riverside-academy",
+)
+_AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+SMTP_SECURITY_MODES: Final = ("starttls", "tls", "plain")
+
+
+class Secret:
+    """A string that is never shown by ``repr`` or ``str``; call :meth:`reveal`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the hub can be configured with. See the README for the table."""
+
+    # Kafka
+    kafka_bootstrap: str = ""
+    local_kafka_port: int = 19092
+    local_kafka_controller_port: int = 19093
+    topic_prefix: str = ""
+    app_id: str = "involvement-hub"
+    agencies: tuple[str, ...] = DEFAULT_AGENCIES
+    partitions: int = 4
+    store: str = "memory://"
+    max_message_bytes: int = 256 * 1024
+    # Files and folders
+    state_dir: Path = REPO_ROOT / ".hub"
+    schema_dir: Path | None = None
+    policy_file: Path = REPO_ROOT / "subscriptions" / "policy.toml"
+    subscriptions_dir: Path = REPO_ROOT / "subscriptions"
+    # Observability
+    metrics_port: int = 9464
+    metrics_host: str = "127.0.0.1"
+    log_level: str = "info"
+    # Email
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    smtp_ca_file: Path | None = None
+    smtp_timeout_s: float = 30.0
+    mail_from: str = "involvement-hub@hub.invalid"
+    # Local mailbox (the demo's SMTP server)
+    mailbox_port: int = 2525
+    # Identity
+    pseudonym_key: Secret = field(default_factory=lambda: Secret("dev-only-pseudonym-key"))
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker to use: the configured one, else the local broker's port."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def mailbox_dir(self) -> Path:
+        return self.state_dir / "mailbox"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``HUB_*`` variables; unknown ``HUB_*`` names are an error (typos bite)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        known = {f"HUB_{f.name.upper()}": f for f in dataclasses.fields(cls)}
+        for name, raw in env.items():
+            if not name.startswith("HUB_") or name in _NOT_SETTINGS:
+                continue
+            spec = known.get(name)
+            if spec is None:
+                raise SettingsError(f"unknown setting {name}; see the README's table")
+            values[spec.name] = _parse(spec.name, raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        updated = dataclasses.replace(self, **changes)
+        updated.validate()
+        return updated
+
+    def validate(self) -> None:
+        for agency in self.agencies:
+            if not _AGENCY_ID.match(agency):
+                raise SettingsError(
+                    f"HUB_AGENCIES: {agency!r} is not a valid agency id "
+                    "(lower-case letters, digits and hyphens, 2-63 characters)"
+                )
+        if self.smtp_security not in SMTP_SECURITY_MODES:
+            raise SettingsError(
+                f"HUB_SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}, "
+                f"not {self.smtp_security!r}"
+            )
+        if self.partitions < 1:
+            raise SettingsError("HUB_PARTITIONS must be at least 1")
+        if not self.store.startswith(("memory://", "rocksdb://")):
+            raise SettingsError("HUB_STORE must be memory:// or rocksdb://")
+        for name in ("local_kafka_port", "local_kafka_controller_port", "mailbox_port"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise SettingsError(f"HUB_{name.upper()} must be a TCP port, not {port}")
+
+
+# Variables that start with HUB_ but belong to the test fixtures, not to the hub.
+_NOT_SETTINGS: Final = frozenset({"HUB_TEST_BOOTSTRAP"})
+
+
+def _parse(name: str, raw: str) -> Any:
+    hint = Settings.__dataclass_fields__[name].type
+    try:
+        if name in ("smtp_password", "pseudonym_key"):
+            return Secret(raw)
+        if name == "agencies":
+            return tuple(a.strip() for a in raw.split(",") if a.strip())
+        if hint in ("int",):
+            return int(raw)
+        if hint in ("float",):
+            return float(raw)
+        if hint in ("Path", "Path | None"):
+            return Path(raw).expanduser() if raw else None
+    except ValueError as exc:
+        raise SettingsError(f"HUB_{name.upper()}: cannot read {raw!r} as {hint}") from exc
+    return raw

@@ -1,0 +1,296 @@
+"""Avro single-object encoding: the bytes that travel between agencies and the hub.
+
+A message is ``C3 01``, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer
+schema's canonical form, then the Avro binary body. Every ``*.v<N>.avsc`` file in the schema
+folder is a known writer schema; the highest version of each record name is the reader
+schema, so an agency on an older version is read into the current shape.
+
+Decoding is the hub's first line of defence, so it is bounded:
+
+* the message size is capped before anything is parsed;
+* a schema is refused at load time if an array or map could hold items that take zero
+  bytes, so every item claimed by a count must consume input and a hostile count runs out
+  of bytes instead of memory or time;
+* ``MemoryError`` and ``RecursionError`` are caught alongside ``Exception``.
+
+This is the only module that imports fastavro.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import fastavro  # noqa: TID251 - this module is the codec seam
+import fastavro.validation  # noqa: TID251
+
+from .errors import DecodeError, EncodeError, SchemaError
+from .fingerprint import fingerprint
+
+MAGIC = b"\xc3\x01"
+HEADER_SIZE = 10
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+_FILE_NAME = re.compile(r"^(?P<stem>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.avsc$")
+
+# Fixed tokens for DecodeError.reason: they become metric label values and quarantine
+# headers, so they are few and never carry payload content.
+TOO_LARGE = "too_large"
+BAD_MAGIC = "bad_magic"
+TRUNCATED_HEADER = "truncated_header"
+UNKNOWN_SCHEMA = "unknown_schema"
+MALFORMED_BODY = "malformed_body"
+TRAILING_BYTES = "trailing_bytes"
+DECODE_REASONS = (
+    TOO_LARGE,
+    BAD_MAGIC,
+    TRUNCATED_HEADER,
+    UNKNOWN_SCHEMA,
+    MALFORMED_BODY,
+    TRAILING_BYTES,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownSchema:
+    """One version of one record schema."""
+
+    name: str  # short record name, e.g. "Involvement"
+    fullname: str
+    version: int
+    fingerprint: int
+    source: Mapping[str, Any]
+    parsed: Any  # fastavro's parsed form
+
+    @property
+    def header(self) -> bytes:
+        return MAGIC + struct.pack("<Q", self.fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded message: which record type, which writer version, and the record."""
+
+    name: str
+    writer_version: int
+    record: dict[str, Any]
+
+
+def _min_size(schema: Any, named: dict[str, Any], visiting: frozenset[str]) -> int:
+    """The fewest bytes one value of ``schema`` can take in Avro binary."""
+    if isinstance(schema, list):
+        return 1 + min((_min_size(b, named, visiting) for b in schema), default=0)
+    if isinstance(schema, str):
+        if schema in named:
+            if schema in visiting:
+                return 1
+            return _min_size(named[schema], named, visiting | {schema})
+        return {"null": 0, "float": 4, "double": 8}.get(schema, 1)
+    kind = schema["type"]
+    if kind == "record" or kind == "error":
+        return sum(_min_size(f["type"], named, visiting) for f in schema["fields"])
+    if kind == "fixed":
+        return int(schema["size"])
+    if kind in ("enum", "array", "map"):
+        return 1
+    return _min_size(kind, named, visiting)
+
+
+def _check_bounded(schema: Any, named: dict[str, Any], where: str) -> None:
+    """Refuse arrays and maps whose items can be empty (a count could claim billions)."""
+    if isinstance(schema, list):
+        for branch in schema:
+            _check_bounded(branch, named, where)
+        return
+    if not isinstance(schema, dict):
+        return
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        for field in schema["fields"]:
+            _check_bounded(field["type"], named, f"{where}.{field['name']}")
+    elif kind == "array":
+        if _min_size(schema["items"], named, frozenset()) == 0:
+            raise SchemaError(f"{where}: array items can be encoded in zero bytes")
+        _check_bounded(schema["items"], named, f"{where}[]")
+    elif kind == "map":
+        _check_bounded(schema["values"], named, f"{where}{{}}")
+    elif isinstance(kind, (dict, list)):
+        _check_bounded(kind, named, where)
+
+
+def _collect_named(schema: Any, namespace: str | None, out: dict[str, Any]) -> None:
+    if isinstance(schema, list):
+        for branch in schema:
+            _collect_named(branch, namespace, out)
+        return
+    if not isinstance(schema, dict):
+        return
+    kind = schema.get("type")
+    if kind in ("record", "error", "enum", "fixed"):
+        name = schema["name"]
+        ns = schema.get("namespace", namespace)
+        full = name if "." in name or not ns else f"{ns}.{name}"
+        out[full] = schema
+        out.setdefault(name, schema)
+        inner = full.rsplit(".", 1)[0] if "." in full else None
+        for field in schema.get("fields", []):
+            _collect_named(field["type"], inner, out)
+    elif kind == "array":
+        _collect_named(schema["items"], namespace, out)
+    elif kind == "map":
+        _collect_named(schema["values"], namespace, out)
+    elif isinstance(kind, (dict, list)):
+        _collect_named(kind, namespace, out)
+
+
+def load_schema(source: Mapping[str, Any], version: int, origin: str) -> KnownSchema:
+    """Parse and check one writer schema; ``origin`` names it in errors."""
+    if source.get("type") != "record":
+        raise SchemaError(f"{origin}: a top-level schema must be a record")
+    named: dict[str, Any] = {}
+    _collect_named(source, None, named)
+    _check_bounded(source, named, source.get("name", "?"))
+    try:
+        parsed: Any = fastavro.parse_schema(dict(source))
+    except Exception as exc:  # fastavro raises several unrelated types here
+        raise SchemaError(f"{origin}: {exc}") from exc
+    fullname = str(parsed["name"])
+    return KnownSchema(
+        name=fullname.rsplit(".", 1)[-1],
+        fullname=fullname,
+        version=version,
+        fingerprint=fingerprint(source),
+        source=source,
+        parsed=parsed,
+    )
+
+
+class SchemaRegistry:
+    """Every known writer schema by fingerprint, and the reader schema for each record."""
+
+    def __init__(self, schemas: Iterable[KnownSchema]) -> None:
+        self._by_fingerprint: dict[int, KnownSchema] = {}
+        self._current: dict[str, KnownSchema] = {}
+        versions: set[tuple[str, int]] = set()
+        for schema in schemas:
+            if (schema.fullname, schema.version) in versions:
+                raise SchemaError(f"two files define {schema.fullname} v{schema.version}")
+            versions.add((schema.fullname, schema.version))
+            self._by_fingerprint.setdefault(schema.fingerprint, schema)
+            current = self._current.get(schema.name)
+            if current is None or schema.version > current.version:
+                self._current[schema.name] = schema
+        if not self._current:
+            raise SchemaError("no schemas found")
+
+    @classmethod
+    def from_directory(cls, folder: Path) -> SchemaRegistry:
+        if not folder.is_dir():
+            raise SchemaError(f"schema folder not found: {folder}")
+        return cls(_load_files((p.name, p.read_text("utf-8")) for p in folder.iterdir()))
+
+    @classmethod
+    def packaged(cls) -> SchemaRegistry:
+        """The schemas shipped with this package (the repository's ``schemas/``)."""
+        folder = resources.files(__package__).joinpath("schemas")
+        files = ((p.name, p.read_text("utf-8")) for p in folder.iterdir() if p.is_file())
+        return cls(_load_files(files))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._current))
+
+    def current(self, name: str) -> KnownSchema:
+        """The newest version of a record, by short or full name."""
+        short = name.rsplit(".", 1)[-1]
+        try:
+            return self._current[short]
+        except KeyError:
+            known = ", ".join(self.names)
+            raise SchemaError(f"unknown record type {name!r}; known: {known}") from None
+
+    def by_fingerprint(self, value: int) -> KnownSchema | None:
+        return self._by_fingerprint.get(value)
+
+    def all(self) -> tuple[KnownSchema, ...]:
+        return tuple(self._by_fingerprint.values())
+
+
+def _load_files(files: Iterable[tuple[str, str]]) -> list[KnownSchema]:
+    loaded = []
+    for file_name, text in sorted(files):
+        if not file_name.endswith(".avsc"):
+            continue
+        match = _FILE_NAME.match(file_name)
+        if match is None:
+            raise SchemaError(f"{file_name}: schema files are named <name>.v<N>.avsc")
+        try:
+            source = json.loads(text)
+        except ValueError as exc:
+            raise SchemaError(f"{file_name}: not valid JSON: {exc}") from exc
+        loaded.append(load_schema(source, int(match["version"]), file_name))
+    return loaded
+
+
+def encode(record: Mapping[str, Any], schema: KnownSchema) -> bytes:
+    """Validate and encode one record with single-object framing."""
+    try:
+        fastavro.validation.validate(record, schema.parsed, raise_errors=True)
+        out = io.BytesIO()
+        out.write(schema.header)
+        fastavro.schemaless_writer(out, schema.parsed, dict(record))
+    except fastavro.validation.ValidationError as exc:
+        raise EncodeError(_validation_message(exc)) from exc
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise EncodeError(f"{schema.name}: {exc}") from exc
+    return out.getvalue()
+
+
+def _validation_message(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None) or [str(exc)]
+    return "; ".join(str(e) for e in errors)
+
+
+def decode(
+    data: bytes,
+    registry: SchemaRegistry,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> Decoded:
+    """Decode one single-object-encoded message into its current reader schema.
+
+    Raises :class:`DecodeError` with a fixed ``reason`` token; never anything else.
+    """
+    if len(data) > max_bytes:
+        raise DecodeError(TOO_LARGE, f"{len(data)} bytes exceeds the {max_bytes}-byte limit")
+    if len(data) < HEADER_SIZE:
+        if data[:2] != MAGIC[: len(data)]:
+            raise DecodeError(BAD_MAGIC, "does not start with C3 01")
+        raise DecodeError(TRUNCATED_HEADER, f"{len(data)} bytes is shorter than the header")
+    if data[:2] != MAGIC:
+        raise DecodeError(BAD_MAGIC, f"starts with {data[:2].hex()} rather than c301")
+    (value,) = struct.unpack_from("<Q", data, 2)
+    writer = registry.by_fingerprint(value)
+    if writer is None:
+        raise DecodeError(UNKNOWN_SCHEMA, f"no known schema has fingerprint {value:016x}")
+    reader = registry.current(writer.name)
+    body = io.BytesIO(data[HEADER_SIZE:])
+    try:
+        record = fastavro.schemaless_reader(
+            body, writer.parsed, None if reader is writer else reader.parsed
+        )
+    except (Exception, MemoryError, RecursionError) as exc:
+        raise DecodeError(
+            MALFORMED_BODY, f"{writer.name} v{writer.version}: {type(exc).__name__}"
+        ) from exc
+    left = len(data) - HEADER_SIZE - body.tell()
+    if left:
+        raise DecodeError(TRAILING_BYTES, f"{left} bytes left after the {writer.name} record")
+    if not isinstance(record, dict):
+        raise DecodeError(MALFORMED_BODY, f"{writer.name}: body is not a record")
+    return Decoded(writer.name, writer.version, record)
