@@ -18,6 +18,8 @@ from typing import Any, Final
 
 from .errors import SettingsError
 
+# The source checkout, for development-only files such as deploy/local/pom.xml. Runtime
+# files (policy, rules, state) are found relative to the working directory instead.
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 
 DEFAULT_AGENCIES: Final = (
@@ -73,13 +75,14 @@ class Settings:
     app_id: str = "involvement-hub"
     agencies: tuple[str, ...] = DEFAULT_AGENCIES
     partitions: int = 4
+    replication_factor: int = 1
     store: str = "memory://"
     max_message_bytes: int = 256 * 1024
-    # Files and folders
-    state_dir: Path = REPO_ROOT / ".hub"
+    # Files and folders (relative paths are relative to the working directory)
+    state_dir: Path = Path(".hub")
     schema_dir: Path | None = None
-    policy_file: Path = REPO_ROOT / "subscriptions" / "policy.toml"
-    subscriptions_dir: Path = REPO_ROOT / "subscriptions"
+    policy_file: Path = Path("governance/policy.toml")
+    subscriptions_dir: Path = Path("subscriptions")
     # Observability
     metrics_port: int = 9464
     metrics_host: str = "127.0.0.1"
@@ -95,6 +98,8 @@ class Settings:
     mail_from: str = "involvement-hub@hub.invalid"
     # Local mailbox (the demo's SMTP server)
     mailbox_port: int = 2525
+    # Governance
+    involvement_retention_days: int = 90
     # Identity
     pseudonym_key: Secret = field(default_factory=lambda: Secret("dev-only-pseudonym-key"))
 
@@ -123,6 +128,20 @@ class Settings:
         settings = cls(**values)
         settings.validate()
         return settings
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``HUB_*`` variables, for a child process (reveals secrets)."""
+        env = {}
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if value is None:
+                continue
+            if isinstance(value, Secret):
+                value = value.reveal()
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            env[f"HUB_{spec.name.upper()}"] = str(value)
+        return env
 
     def replace(self, **changes: Any) -> Settings:
         updated = dataclasses.replace(self, **changes)

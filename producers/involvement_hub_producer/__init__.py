@@ -10,7 +10,13 @@ fastavro::
 from .codec import Decoded, KnownSchema, SchemaRegistry, decode, encode
 from .errors import ContractError, DecodeError, EncodeError, HubError, SchemaError
 from .json_form import from_json, to_json
-from .publisher import AgencyPublisher, PublishError, ingest_topic
+from .publisher import (
+    AgencyPublisher,
+    PublishError,
+    encode_for_agency,
+    ingest_topic,
+    record_key,
+)
 
 __all__ = [
     "AgencyPublisher",
@@ -25,7 +31,9 @@ __all__ = [
     "SchemaRegistry",
     "decode",
     "encode",
+    "encode_for_agency",
     "from_json",
     "ingest_topic",
+    "record_key",
     "to_json",
 ]

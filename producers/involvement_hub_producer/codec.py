@@ -11,6 +11,9 @@ Decoding is the hub's first line of defence, so it is bounded:
 * a schema is refused at load time if an array or map could hold items that take zero
   bytes, so every item claimed by a count must consume input and a hostile count runs out
   of bytes instead of memory or time;
+* a schema is refused at load time if a named type contains itself: fastavro's compiled
+  reader recurses on the C stack, so a deeply nested message would crash the process
+  rather than raise ``RecursionError``;
 * ``MemoryError`` and ``RecursionError`` are caught alongside ``Exception``.
 
 This is the only module that imports fastavro.
@@ -124,6 +127,34 @@ def _check_bounded(schema: Any, named: dict[str, Any], where: str) -> None:
         _check_bounded(kind, named, where)
 
 
+def _check_not_recursive(schema: Any, named: dict[str, Any], enclosing: frozenset[int]) -> None:
+    """Refuse a record that contains itself, directly or through other named types."""
+    if isinstance(schema, str):
+        target = named.get(schema)
+        if target is not None and id(target) in enclosing:
+            raise SchemaError(f"{schema} contains itself; recursive types are not accepted")
+        if target is not None:
+            _check_not_recursive(target, named, enclosing)
+        return
+    if isinstance(schema, list):
+        for branch in schema:
+            _check_not_recursive(branch, named, enclosing)
+        return
+    if not isinstance(schema, dict):
+        return
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        inside = enclosing | {id(schema)}
+        for field in schema.get("fields", ()):
+            _check_not_recursive(field["type"], named, inside)
+    elif kind == "array":
+        _check_not_recursive(schema["items"], named, enclosing)
+    elif kind == "map":
+        _check_not_recursive(schema["values"], named, enclosing)
+    elif isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in named):
+        _check_not_recursive(kind, named, enclosing)
+
+
 def _collect_named(schema: Any, namespace: str | None, out: dict[str, Any]) -> None:
     if isinstance(schema, list):
         for branch in schema:
@@ -153,13 +184,16 @@ def load_schema(source: Mapping[str, Any], version: int, origin: str) -> KnownSc
     """Parse and check one writer schema; ``origin`` names it in errors."""
     if source.get("type") != "record":
         raise SchemaError(f"{origin}: a top-level schema must be a record")
-    named: dict[str, Any] = {}
-    _collect_named(source, None, named)
-    _check_bounded(source, named, source.get("name", "?"))
+    # Parse first: fastavro reports most structural mistakes (a field without a type, an
+    # array without items) before the walks below index into them.
     try:
         parsed: Any = fastavro.parse_schema(dict(source))
     except Exception as exc:  # fastavro raises several unrelated types here
         raise SchemaError(f"{origin}: {exc}") from exc
+    named: dict[str, Any] = {}
+    _collect_named(source, None, named)
+    _check_bounded(source, named, source.get("name", "?"))
+    _check_not_recursive(source, named, frozenset())
     fullname = str(parsed["name"])
     return KnownSchema(
         name=fullname.rsplit(".", 1)[-1],
@@ -222,9 +256,15 @@ class SchemaRegistry:
         return tuple(self._by_fingerprint.values())
 
 
+def _file_order(item: tuple[str, str]) -> tuple[str, int, str]:
+    """By record file stem, then numerically by version (v10 after v2)."""
+    match = _FILE_NAME.match(item[0])
+    return (match["stem"], int(match["version"]), "") if match else ("", 0, item[0])
+
+
 def _load_files(files: Iterable[tuple[str, str]]) -> list[KnownSchema]:
     loaded = []
-    for file_name, text in sorted(files):
+    for file_name, text in sorted(files, key=_file_order):
         if not file_name.endswith(".avsc"):
             continue
         match = _FILE_NAME.match(file_name)
@@ -248,13 +288,17 @@ def encode(record: Mapping[str, Any], schema: KnownSchema) -> bytes:
     except fastavro.validation.ValidationError as exc:
         raise EncodeError(_validation_message(exc)) from exc
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise EncodeError(f"{schema.name}: {exc}") from exc
+        raise EncodeError(f"{schema.name}: {type(exc).__name__} while encoding") from exc
     return out.getvalue()
 
 
+_VALUE_IN_MESSAGE = re.compile(r" is <.*?> of type ", re.DOTALL)
+
+
 def _validation_message(exc: Exception) -> str:
+    """fastavro's messages quote the offending value, which may be personal data."""
     errors = getattr(exc, "errors", None) or [str(exc)]
-    return "; ".join(str(e) for e in errors)
+    return "; ".join(_VALUE_IN_MESSAGE.sub(" has a value of type ", str(e)) for e in errors)
 
 
 def decode(
@@ -279,18 +323,28 @@ def decode(
     if writer is None:
         raise DecodeError(UNKNOWN_SCHEMA, f"no known schema has fingerprint {value:016x}")
     reader = registry.current(writer.name)
-    body = io.BytesIO(data[HEADER_SIZE:])
+    payload = data[HEADER_SIZE:]
+    body = io.BytesIO(payload)
     try:
-        record = fastavro.schemaless_reader(
-            body, writer.parsed, None if reader is writer else reader.parsed
-        )
+        record = fastavro.schemaless_reader(body, writer.parsed, None)
+        left = len(payload) - body.tell()
+        if left:
+            raise DecodeError(TRAILING_BYTES, f"{left} bytes left after the {writer.name} record")
+        # fastavro accepts encodings no Avro writer produces -- a negative union or enum
+        # index reads from the end of the list -- so a message could be read as something
+        # it does not say. Only bytes that re-encode to themselves are accepted.
+        again = io.BytesIO()
+        fastavro.schemaless_writer(again, writer.parsed, record)
+        if again.getvalue() != payload:
+            raise DecodeError(MALFORMED_BODY, f"{writer.name}: not a canonical Avro encoding")
+        if reader is not writer:
+            record = fastavro.schemaless_reader(io.BytesIO(payload), writer.parsed, reader.parsed)
+    except DecodeError:
+        raise
     except (Exception, MemoryError, RecursionError) as exc:
         raise DecodeError(
             MALFORMED_BODY, f"{writer.name} v{writer.version}: {type(exc).__name__}"
         ) from exc
-    left = len(data) - HEADER_SIZE - body.tell()
-    if left:
-        raise DecodeError(TRAILING_BYTES, f"{left} bytes left after the {writer.name} record")
     if not isinstance(record, dict):
         raise DecodeError(MALFORMED_BODY, f"{writer.name}: body is not a record")
     return Decoded(writer.name, writer.version, record)

@@ -30,6 +30,25 @@ def ingest_topic(agency_id: str, topic_prefix: str = "") -> str:
     return f"{topic_prefix}{INGEST_PREFIX}{agency_id}"
 
 
+def encode_for_agency(
+    record: Mapping[str, Any], record_type: str, agency_id: str, registry: SchemaRegistry
+) -> bytes:
+    """Encode a record of ``agency_id``; a record claiming another agency is refused here,
+    because the hub would quarantine it anyway."""
+    source = record.get("source")
+    claimed = source.get("agency_id") if isinstance(source, Mapping) else None
+    if claimed != agency_id:
+        raise EncodeError(
+            f"source.agency_id is {claimed!r} but this publisher is for {agency_id!r}"
+        )
+    return encode(record, registry.current(record_type))
+
+
+def record_key(record: Mapping[str, Any]) -> bytes:
+    """The message key: the case reference, so one case's events stay in order."""
+    return str(record["source"]["record_ref"]).encode("utf-8")
+
+
 class AgencyPublisher:
     """Encodes records and publishes them to ``ingest.<agency_id>``.
 
@@ -83,18 +102,15 @@ class AgencyPublisher:
 
     def encode(self, record: Mapping[str, Any], record_type: str) -> bytes:
         """Encode a record, checking it is this agency's own (else :class:`EncodeError`)."""
-        source = record.get("source")
-        claimed = source.get("agency_id") if isinstance(source, Mapping) else None
-        if claimed != self.agency_id:
-            raise EncodeError(
-                f"source.agency_id is {claimed!r} but this publisher is for {self.agency_id!r}"
-            )
-        return encode(record, self.registry.current(record_type))
+        return encode_for_agency(record, record_type, self.agency_id, self.registry)
 
     async def send(self, record: Mapping[str, Any], record_type: str) -> asyncio.Future[Any]:
         """Queue one record; await the returned future for the broker's acknowledgement."""
         value = self.encode(record, record_type)
-        key = str(record["source"]["record_ref"]).encode("utf-8")
+        return await self.send_encoded(value, record_key(record))
+
+    async def send_encoded(self, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        """Queue bytes from :meth:`encode` under ``key`` (see :func:`record_key`)."""
         try:
             future: asyncio.Future[Any] = await self._producer.send(
                 self.topic, value=value, key=key
@@ -102,6 +118,14 @@ class AgencyPublisher:
         except KafkaError as exc:
             raise PublishError(f"send failed: {exc}") from exc
         return future
+
+    async def topic_exists(self) -> bool:
+        """Whether this agency's ingest topic exists (the hub or ops create it)."""
+        try:
+            metadata = await self._producer.client.fetch_all_metadata()
+        except KafkaError as exc:
+            raise PublishError(f"cannot read cluster metadata: {exc}") from exc
+        return self.topic in metadata.topics()
 
     async def publish(self, record: Mapping[str, Any], record_type: str) -> None:
         """Encode, send and wait until the broker has the record on all in-sync replicas."""

@@ -1,0 +1,156 @@
+"""The ``hub`` command. Each subcommand reads the settings once and passes them on.
+
+Exit status: 0 success; 1 the command ran but not everything succeeded (for example a
+bad line in ``hub publish``); 2 a configuration or usage error, with a message naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from involvement_hub.errors import ConfigError, ContractError, HubError, LocalKafkaError
+from involvement_hub.settings import Settings
+
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG = 0, 1, 2
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.localkafka import LocalKafka
+
+    local = LocalKafka(settings, progress=_say)
+    if args.action == "start":
+        started = local.start()
+        print(f"kafka {'started' if started else 'already running'} at {local.bootstrap}")
+    elif args.action == "stop":
+        stopped = local.stop()
+        print("kafka stopped" if stopped else "kafka was not running")
+    else:
+        status = local.status()
+        state = "running" if status.running else "not running"
+        answer = "answering" if status.answering else "not answering"
+        print(f"kafka {state}, {answer} at {status.bootstrap} (pid {status.pid}, {status.home})")
+        return EXIT_OK if status.answering else EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.streaming.worker import run_worker
+
+    run_worker(settings)
+    return EXIT_OK
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.config import load_config
+    from involvement_hub.publish import publish_file
+
+    path: Path = args.file
+    if not path.is_file():
+        _say(f"hub publish: no such file: {path}")
+        return EXIT_CONFIG
+    registry = load_config(settings).registry
+    report = asyncio.run(publish_file(path, settings, registry, progress=_say))
+    print(f"published {report.sent} events; {len(report.errors)} lines not sent")
+    return EXIT_OK if report.ok else EXIT_PARTIAL
+
+
+def _mailbox(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from involvement_hub.mailbox import Mailbox
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with Mailbox(settings.mailbox_dir, port=settings.mailbox_port):
+        _say(f"mailbox listening on 127.0.0.1:{settings.mailbox_port} (plain SMTP)")
+        _say(f"messages are kept in {settings.mailbox_dir}/ ; Ctrl-C to stop")
+        with contextlib.suppress(KeyboardInterrupt):
+            done.wait()
+    return EXIT_OK
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.kafka_admin import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings, replication_factor=settings.replication_factor))
+    print("\n".join(created) if created else "all topics exist")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.demo import run_demo
+
+    return run_demo(settings, keep_running=args.keep_running, progress=_say)
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.config import load_config
+
+    config = load_config(settings)
+    kinds = len(config.policy.kinds)
+    print(
+        f"ok: {len(config.registry.all())} schemas, policy {config.policy.version} "
+        f"({kinds} kinds), {len(config.rules.rules)} subscription rules"
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hub",
+        description="The involvement notification hub. Configure with HUB_* variables (README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace, Settings], int], text: str
+    ) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=text, description=text)
+        command.set_defaults(handler=handler)
+        return command
+
+    kafka = add("kafka", _kafka, "start, stop or check the local development Kafka broker")
+    kafka.add_argument("action", choices=("start", "stop", "status"))
+    add("worker", _worker, "run a hub worker (consumes agency topics, routes and delivers alerts)")
+    publish = add("publish", _publish, "publish JSON Lines records to their agencies' topics")
+    publish.add_argument(
+        "file", type=Path, help='a .jsonl file: one record per line with a "schema" key'
+    )
+    add("mailbox", _mailbox, "run the local SMTP mailbox that keeps messages as files")
+    add("topics", _topics, "create any missing hub topics")
+    add("check", _check, "validate the schemas, governance policy and subscription rules")
+    demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
+    demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.handler(args, settings))
+    except (ConfigError, ContractError) as exc:
+        _say(f"hub {args.command}: configuration problem: {exc}")
+        return EXIT_CONFIG
+    except LocalKafkaError as exc:
+        _say(f"hub {args.command}: local Kafka: {exc}")
+        return EXIT_CONFIG
+    except HubError as exc:
+        _say(f"hub {args.command}: {exc}")
+        return EXIT_PARTIAL
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The disclosure audit (IG-5): one record for every alert decision, sent or suppressed.
+
+A record says which event, about whom (hub person ids, which are pseudonyms), to whom,
+under which rule and policy version, on which lawful basis, with what outcome and when. It
+holds no payload content: the kind of event is recorded, never its details.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from .routing import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureRecord:
+    decided_at: dt.datetime
+    event_key: str
+    kind: str
+    person_id: str
+    about_person_id: str
+    link: str
+    recipient_id: str
+    recipient_agency: str
+    case_ref: str
+    role: str
+    rule_id: str
+    policy_version: str
+    lawful_basis: str
+    content_level: str
+    urgency: str
+    outcome: str
+    suppression: str | None
+    alert_id: str | None  # set when the outcome is SEND
+
+
+def disclosure_record(decision: Decision, now: dt.datetime) -> DisclosureRecord:
+    sent = decision.suppression is None
+    return DisclosureRecord(
+        decided_at=now,
+        event_key=decision.event_key,
+        kind=decision.kind,
+        person_id=decision.person_id,
+        about_person_id=decision.about_person_id,
+        link=decision.link.value,
+        recipient_id=decision.recipient.recipient_id,
+        recipient_agency=decision.recipient.agency_id,
+        case_ref=decision.recipient.record_ref,
+        role=decision.role.value,
+        rule_id=decision.rule_id,
+        policy_version=decision.policy_version,
+        lawful_basis=decision.lawful_basis.value,
+        content_level=decision.content_level.value,
+        urgency=decision.urgency.value,
+        outcome=decision.outcome.value,
+        suppression=None if sent else str(decision.suppression),
+        alert_id=decision.alert_id if sent else None,
+    )

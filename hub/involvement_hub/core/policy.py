@@ -1,0 +1,183 @@
+"""The governance policy (IG-1): for each event kind, on what basis the hub may tell whom.
+
+The policy is data (``governance/policy.toml``), owned by the information governance
+officer, loaded and validated when the hub starts: an invalid file stops the hub with a
+message that names the problem. An event kind with no entry is quarantined, never routed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from involvement_hub.errors import PolicyError
+
+from .model import (
+    InvolvementChange,
+    LawfulBasis,
+    LifeEventKind,
+    RelationshipChange,
+    ServiceCategory,
+    Urgency,
+)
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class ContentLevel(StrEnum):
+    """How much an alert may say (IG-4). Each level includes the one before it."""
+
+    EMPTY = "EMPTY"  # only that one of your cases has an update, and who to ask
+    REFERENCE = "REFERENCE"  # plus what kind of change, when, and from which agency
+    SUMMARY = "SUMMARY"  # plus the details of the change and the team around the child
+
+    def includes(self, other: ContentLevel) -> bool:
+        order = list(ContentLevel)
+        return order.index(self) >= order.index(other)
+
+
+class RecipientRole(StrEnum):
+    """Why a practitioner may be a recipient at all (IG-2)."""
+
+    LEAD_PRACTITIONER = "LEAD_PRACTITIONER"  # leads an active involvement with the child
+    TEAM_MEMBER = "TEAM_MEMBER"  # holds another active involvement with the child
+
+
+class Link(StrEnum):
+    """How the person an event is about relates to the child whose team is told."""
+
+    SELF = "SELF"  # the event is about the child
+    PARENT = "PARENT"
+    SIBLING = "SIBLING"
+    PARTNER = "PARTNER"
+    CARER = "CARER"
+    HOUSEHOLD_MEMBER = "HOUSEHOLD_MEMBER"
+
+
+def all_kinds() -> tuple[str, ...]:
+    """Every event kind an agency can send: policy must decide on each it wants routed."""
+    involvement = [f"INVOLVEMENT_{c.value}" for c in InvolvementChange]
+    relationship = [f"RELATIONSHIP_{c.value}" for c in RelationshipChange]
+    return (*involvement, *(k.value for k in LifeEventKind), *relationship)
+
+
+@dataclass(frozen=True, slots=True)
+class KindPolicy:
+    kind: str
+    lawful_basis: LawfulBasis
+    recipient_roles: frozenset[RecipientRole]
+    service_categories: frozenset[ServiceCategory]
+    content_level: ContentLevel
+    urgency: Urgency
+    fan_out: frozenset[Link]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    version: str
+    grace_period: dt.timedelta
+    kinds: Mapping[str, KindPolicy]
+
+    def for_kind(self, kind: str) -> KindPolicy | None:
+        return self.kinds.get(kind)
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file; :class:`PolicyError` names any problem."""
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise PolicyError(f"policy file not found: {path}") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+    return parse_policy(data, str(path))
+
+
+def parse_policy(data: Mapping[str, Any], origin: str = "policy") -> Policy:
+    _only(data, {"version", "grace_period_days", "kind"}, origin)
+    version = data.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise PolicyError(f"{origin}: 'version' must be a non-empty string")
+    grace = data.get("grace_period_days", 14)
+    if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 365:
+        raise PolicyError(f"{origin}: 'grace_period_days' must be a whole number 0-365")
+    kinds_raw = data.get("kind", {})
+    if not isinstance(kinds_raw, Mapping) or not kinds_raw:
+        raise PolicyError(f"{origin}: needs at least one [kind.<KIND>] table")
+    known = set(all_kinds())
+    kinds = {}
+    for kind, entry in kinds_raw.items():
+        where = f"{origin}: [kind.{kind}]"
+        if kind not in known:
+            raise PolicyError(
+                f"{where}: unknown event kind; known kinds: {', '.join(sorted(known))}"
+            )
+        kinds[kind] = _kind(kind, entry, where)
+    return Policy(version.strip(), dt.timedelta(days=grace), kinds)
+
+
+_KIND_KEYS = {
+    "lawful_basis",
+    "recipient_roles",
+    "service_categories",
+    "content_level",
+    "urgency",
+    "fan_out",
+}
+
+
+def _kind(kind: str, entry: Any, where: str) -> KindPolicy:
+    if not isinstance(entry, Mapping):
+        raise PolicyError(f"{where}: must be a table")
+    _only(entry, _KIND_KEYS, where)
+    for required in ("lawful_basis", "recipient_roles", "content_level", "urgency"):
+        if required not in entry:
+            raise PolicyError(f"{where}: missing '{required}'")
+    categories = entry.get("service_categories", "ALL")
+    return KindPolicy(
+        kind=kind,
+        lawful_basis=_enum(LawfulBasis, entry["lawful_basis"], where, "lawful_basis"),
+        recipient_roles=frozenset(
+            _enum(RecipientRole, r, where, "recipient_roles")
+            for r in _list(entry["recipient_roles"], where, "recipient_roles")
+        ),
+        service_categories=frozenset(ServiceCategory)
+        if categories == "ALL"
+        else frozenset(
+            _enum(ServiceCategory, c, where, "service_categories")
+            for c in _list(categories, where, "service_categories")
+        ),
+        content_level=_enum(ContentLevel, entry["content_level"], where, "content_level"),
+        urgency=_enum(Urgency, entry["urgency"], where, "urgency"),
+        fan_out=frozenset(
+            _enum(Link, r, where, "fan_out")
+            for r in _list(entry.get("fan_out", []), where, "fan_out")
+        ),
+    )
+
+
+def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise PolicyError(
+            f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _list(value: Any, where: str, key: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise PolicyError(f"{where}: '{key}' must be a list")
+    return value
+
+
+def _enum(cls: type[E], value: Any, where: str, key: str) -> E:
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in cls)
+        raise PolicyError(f"{where}: {key} {value!r} is not one of {allowed}") from None

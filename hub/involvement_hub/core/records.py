@@ -1,0 +1,160 @@
+"""Decoded Avro records (plain dicts in the current reader schema) to domain values.
+
+This is where a decoded event is checked for what the schema cannot say: that the subject
+has a usable identifier and ``details`` is small. A failure is :class:`RejectedEvent` with a
+fixed reason token, and the event is quarantined rather than routed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from involvement_hub.errors import RejectedEvent
+
+from .identity import usable_keys
+from .model import (
+    Address,
+    Envelope,
+    Event,
+    Identifier,
+    InvolvementChange,
+    InvolvementEvent,
+    LawfulBasis,
+    LifeEvent,
+    LifeEventKind,
+    PersonRef,
+    Practitioner,
+    RelatedPerson,
+    RelationshipChange,
+    RelationshipEvent,
+    RelationshipKind,
+    RelationshipToSubject,
+    Service,
+    ServiceCategory,
+    ServiceLevel,
+    Source,
+    Urgency,
+)
+
+MAX_DETAILS = 20
+MAX_DETAIL_CHARS = 200
+MAX_RELATED = 20
+
+NO_USABLE_IDENTIFIER = "no_usable_identifier"
+DETAILS_TOO_LARGE = "details_too_large"
+TOO_MANY_RELATED = "too_many_related"
+UNKNOWN_RECORD_TYPE = "unknown_record_type"
+
+
+def event_from_record(name: str, record: Mapping[str, Any]) -> Event:
+    """Build the domain event for a decoded record of type ``name``."""
+    envelope = _envelope(record)
+    if name == "Involvement":
+        return _involvement(envelope, record)
+    if name == "LifeEvent":
+        return _life_event(envelope, record)
+    if name == "Relationship":
+        return RelationshipEvent(
+            envelope=envelope,
+            relationship=RelationshipKind(record["relationship"]),
+            related_person=_person(record["related_person"], "related_person"),
+            change=RelationshipChange(record["change"]),
+        )
+    raise RejectedEvent(UNKNOWN_RECORD_TYPE, f"no domain mapping for {name}")
+
+
+def _envelope(record: Mapping[str, Any]) -> Envelope:
+    source = record["source"]
+    return Envelope(
+        event_id=record["event_id"],
+        occurred_at=_utc(record["occurred_at"]),
+        recorded_at=_utc(record["recorded_at"]),
+        source=Source(source["agency_id"], source["system"], source["record_ref"]),
+        subject=_person(record["subject"], "subject"),
+    )
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _person(raw: Mapping[str, Any], where: str) -> PersonRef:
+    identifiers = tuple(Identifier(i["scheme"], i["value"]) for i in raw["identifiers"])
+    keys, _ = usable_keys(identifiers)
+    if not keys:
+        raise RejectedEvent(NO_USABLE_IDENTIFIER, f"{where} has no valid strong identifier")
+    address = raw.get("address")
+    return PersonRef(
+        identifiers=identifiers,
+        given_name=raw.get("given_name"),
+        family_name=raw.get("family_name"),
+        date_of_birth=raw.get("date_of_birth"),
+        address=_address(address),
+    )
+
+
+def _address(raw: Mapping[str, Any] | None) -> Address | None:
+    if raw is None:
+        return None
+    return Address(uprn=raw.get("uprn"), postcode=raw.get("postcode"))
+
+
+def _involvement(envelope: Envelope, record: Mapping[str, Any]) -> InvolvementEvent:
+    service = record["service"]
+    practitioner = record["practitioner"]
+    return InvolvementEvent(
+        envelope=envelope,
+        involvement_id=record["involvement_id"],
+        change=InvolvementChange(record["change"]),
+        service=Service(
+            service_id=service["service_id"],
+            name=service["name"],
+            category=ServiceCategory(service["category"]),
+            level=ServiceLevel(service["level"]),
+        ),
+        practitioner=Practitioner(
+            practitioner_id=practitioner["practitioner_id"],
+            name=practitioner["name"],
+            role=practitioner["role"],
+            email=practitioner["email"],
+            phone=practitioner.get("phone"),
+            team=practitioner.get("team"),
+            out_of_hours_phone=practitioner.get("out_of_hours_phone"),
+        ),
+        is_lead=bool(record["is_lead"]),
+        lawful_basis=LawfulBasis(record["lawful_basis"]),
+        consent_to_share=record.get("consent_to_share"),
+        started_on=record["started_on"],
+        ended_on=record.get("ended_on"),
+        end_reason=record.get("end_reason"),
+    )
+
+
+def _life_event(envelope: Envelope, record: Mapping[str, Any]) -> LifeEvent:
+    details = record.get("details") or {}
+    if len(details) > MAX_DETAILS or any(
+        len(k) > MAX_DETAIL_CHARS or len(v) > MAX_DETAIL_CHARS for k, v in details.items()
+    ):
+        raise RejectedEvent(
+            DETAILS_TOO_LARGE,
+            f"details may hold {MAX_DETAILS} entries of {MAX_DETAIL_CHARS} characters",
+        )
+    related = record.get("related") or []
+    if len(related) > MAX_RELATED:
+        raise RejectedEvent(TOO_MANY_RELATED, f"at most {MAX_RELATED} related persons")
+    return LifeEvent(
+        envelope=envelope,
+        life_event_kind=LifeEventKind(record["kind"]),
+        urgency=Urgency(record["urgency"]),
+        related=tuple(
+            RelatedPerson(
+                _person(r["person"], f"related[{i}].person"),
+                RelationshipToSubject(r["relationship"]),
+            )
+            for i, r in enumerate(related)
+        ),
+        new_address=_address(record.get("new_address")),
+        details=tuple(sorted(details.items())),
+    )

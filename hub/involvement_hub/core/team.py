@@ -1,0 +1,134 @@
+"""The team around the child: which services and practitioners work with a person.
+
+A :class:`Team` is one person's involvement index, keyed by the person's hub id. It is
+rebuilt only by applying involvement events, last-writer-wins per involvement on the
+event's ``occurred_at`` (ties broken by the change and the event id), so replays and late
+arrivals give the same state as the original order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from .model import (
+    InvolvementChange,
+    InvolvementEvent,
+    LawfulBasis,
+    Practitioner,
+    Service,
+)
+
+_CHANGE_ORDER = {
+    InvolvementChange.STARTED: 0,
+    InvolvementChange.UPDATED: 1,
+    InvolvementChange.ENDED: 2,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TeamMember:
+    involvement_key: str  # "<agency_id>/<involvement_id>"
+    agency_id: str
+    record_ref: str  # the agency's own case reference for this person
+    service: Service
+    practitioner: Practitioner
+    is_lead: bool
+    lawful_basis: LawfulBasis
+    consent_to_share: bool | None
+    started_on: dt.date
+    ended_on: dt.date | None
+    end_reason: str | None
+    ended_at: dt.datetime | None
+    version: tuple[dt.datetime, int, str]  # (occurred_at, change order, event key)
+
+    @property
+    def recipient_id(self) -> str:
+        """A practitioner's hub-wide id: practitioner ids are unique per agency only."""
+        return f"{self.agency_id}/{self.practitioner.practitioner_id}"
+
+    @property
+    def current(self) -> bool:
+        return self.ended_at is None
+
+    def may_receive(self, now: dt.datetime, grace: dt.timedelta) -> bool:
+        """IG-2 and IG-6: active, or ended less than the grace period ago."""
+        return self.ended_at is None or now - self.ended_at <= grace
+
+    @property
+    def shareable(self) -> bool:
+        """IG-3: may this involvement be revealed to other practitioners?"""
+        return not self.service.sensitive or self.consent_to_share is True
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    person_id: str
+    members: tuple[TeamMember, ...] = ()
+
+    def member(self, involvement_key: str) -> TeamMember | None:
+        for member in self.members:
+            if member.involvement_key == involvement_key:
+                return member
+        return None
+
+    def current(self) -> tuple[TeamMember, ...]:
+        return tuple(m for m in self.members if m.current)
+
+    def leads(self) -> tuple[TeamMember, ...]:
+        return tuple(m for m in self.members if m.current and m.is_lead)
+
+
+def involvement_key(event: InvolvementEvent) -> str:
+    return f"{event.envelope.source.agency_id}/{event.involvement_id}"
+
+
+def _version(event: InvolvementEvent) -> tuple[dt.datetime, int, str]:
+    return (event.envelope.occurred_at, _CHANGE_ORDER[event.change], event.envelope.key)
+
+
+def apply_involvement(team: Team, event: InvolvementEvent) -> Team:
+    """The team after ``event``; unchanged if a newer event for it was already applied."""
+    key = involvement_key(event)
+    existing = team.member(key)
+    version = _version(event)
+    if existing is not None and existing.version >= version:
+        return team
+    ended = event.change is InvolvementChange.ENDED
+    member = TeamMember(
+        involvement_key=key,
+        agency_id=event.envelope.source.agency_id,
+        record_ref=event.envelope.source.record_ref,
+        service=event.service,
+        practitioner=event.practitioner,
+        is_lead=event.is_lead,
+        lawful_basis=event.lawful_basis,
+        consent_to_share=event.consent_to_share,
+        started_on=event.started_on,
+        ended_on=event.ended_on or (event.envelope.occurred_at.date() if ended else None),
+        end_reason=event.end_reason,
+        ended_at=event.envelope.occurred_at if ended else None,
+        version=version,
+    )
+    others = tuple(m for m in team.members if m.involvement_key != key)
+    return replace(team, members=tuple(sorted((*others, member), key=_order)))
+
+
+def _order(member: TeamMember) -> tuple[bool, str]:
+    return (not member.is_lead, member.involvement_key)
+
+
+def merge_teams(into: Team, other: Team) -> Team:
+    """Two persons found to be one: the union of their involvements, newest wins."""
+    merged = {m.involvement_key: m for m in into.members}
+    for member in other.members:
+        current = merged.get(member.involvement_key)
+        if current is None or member.version > current.version:
+            merged[member.involvement_key] = member
+    return Team(into.person_id, tuple(sorted(merged.values(), key=_order)))
+
+
+def prune(team: Team, now: dt.datetime, retention: dt.timedelta) -> Team:
+    """IG-6: forget involvements that ended longer ago than ``retention``."""
+    kept = tuple(m for m in team.members if m.ended_at is None or now - m.ended_at <= retention)
+    return team if len(kept) == len(team.members) else replace(team, members=kept)

@@ -1,0 +1,1 @@
+"""Delivery: alerts to email. The mailer protocol, its in-memory twin, and the message."""

@@ -1,0 +1,105 @@
+"""SMTP transport over aiosmtplib, secure by default. The only module importing aiosmtplib.
+
+``starttls`` (the default) refuses to send unless the server offers STARTTLS and the
+upgrade succeeds with a verified certificate: aiosmtplib on its own upgrades only when the
+server advertises it, so a man in the middle who strips the offer would get plain text.
+``tls`` is implicit TLS (port 465). ``plain`` sends in clear and exists for the local demo
+mailbox; it must be chosen explicitly. TLS 1.2 is the minimum.
+
+One connection is kept open and reused; it is re-opened after any failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from email.message import EmailMessage
+
+import aiosmtplib  # noqa: TID251 - this module is the SMTP seam
+
+from involvement_hub.errors import PermanentDeliveryError, TransientDeliveryError
+from involvement_hub.settings import Settings
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class SmtpMailer:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+
+    async def send(self, message: EmailMessage) -> None:
+        async with self._lock:
+            try:
+                client = await self._connected()
+                errors, _ = await client.send_message(message)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                await self._drop()
+                codes = [r.code for r in exc.recipients]
+                if codes and all(400 <= c < 500 for c in codes):
+                    raise TransientDeliveryError(f"recipient deferred ({codes[0]})") from exc
+                raise PermanentDeliveryError(
+                    f"recipient refused ({codes[0] if codes else '?'})"
+                ) from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._drop()
+                if 400 <= exc.code < 500:
+                    raise TransientDeliveryError(f"server said {exc.code}") from exc
+                raise PermanentDeliveryError(f"server said {exc.code}") from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                await self._drop()
+                raise TransientDeliveryError(f"{type(exc).__name__}: connection failed") from exc
+            if errors:
+                # Only one recipient per message: any per-recipient error is that one.
+                code = next(iter(errors.values())).code
+                failure = TransientDeliveryError if 400 <= code < 500 else PermanentDeliveryError
+                raise failure(f"recipient refused ({code})")
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        settings = self._settings
+        mode = settings.smtp_security
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            use_tls=mode == "tls",
+            start_tls=False,
+            tls_context=tls_context(settings) if mode != "plain" else None,
+            timeout=settings.smtp_timeout_s,
+        )
+        await client.connect()
+        if mode == "starttls":
+            if not client.supports_extension("starttls"):
+                await client.quit()
+                raise PermanentDeliveryError(
+                    "server does not offer STARTTLS; refusing to send in clear"
+                )
+            await client.starttls()
+        if settings.smtp_username:
+            await client.login(settings.smtp_username, settings.smtp_password.reveal())
+        self._client = client
+        return client
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            # Closing a broken connection may itself fail; the connection is gone anyway.
+            with contextlib.suppress(Exception):
+                client.close()
+
+    async def close(self) -> None:
+        async with self._lock:
+            client, self._client = self._client, None
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()

@@ -1,0 +1,354 @@
+"""``hub demo``: the whole hub on a real local broker, with alerts landing in a mailbox.
+
+It starts what is missing (the local Kafka broker unless ``HUB_KAFKA_BOOTSTRAP`` names one,
+the local mailbox, one hub worker), publishes a short multi-agency story about one
+synthetic family with ``hub publish``'s own code, sends one unreadable message to show the
+quarantine, waits for the alerts to arrive, prints them, and stops what it started.
+
+Every run uses fresh event ids, so a second run alerts again instead of being recognised
+as a replay of the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from involvement_hub.config import load_config
+from involvement_hub.errors import HubError
+from involvement_hub.localkafka import LocalKafka
+from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
+from involvement_hub.publish import publish_file
+from involvement_hub.settings import Settings
+from involvement_hub.synthetic import email, nhs_number, upn
+from involvement_hub.topics import TopicNames
+
+Progress = Callable[[str], None]
+READY_TIMEOUT_S = 120.0
+QUIET_PERIOD_S = 4.0
+ARRIVAL_TIMEOUT_S = 90.0
+
+
+def _person(
+    n: int, la_id: str, given: str, family: str, born: dt.date, upn_n: int | None
+) -> dict[str, Any]:
+    identifiers = [{"scheme": "nhs_number", "value": nhs_number(n)}]
+    identifiers.append({"scheme": "la_person_id", "value": la_id})
+    if upn_n is not None:
+        identifiers.append({"scheme": "upn", "value": upn(upn_n)})
+    return {
+        "identifiers": identifiers,
+        "given_name": given,
+        "family_name": family,
+        "date_of_birth": born.isoformat(),
+        "address": {"uprn": "999000000101", "postcode": "ZZ99 3AA"},
+    }
+
+
+def _practitioner(
+    pid: str, name: str, role: str, domain: str, team: str, ooh: str | None
+) -> dict[str, Any]:
+    return {
+        "practitioner_id": pid,
+        "name": name,
+        "role": role,
+        "email": email(name, domain),
+        "phone": "01632 960001",
+        "team": team,
+        "out_of_hours_phone": ooh,
+    }
+
+
+def demo_records(now: dt.datetime, run: str) -> list[dict[str, Any]]:
+    """The story, in JSON form (one dict per ``hub publish`` line)."""
+    kit = _person(10, "LA-100201", "Kit", "Ashdown", dt.date(2017, 3, 14), upn_n=100201)
+    robin = _person(11, "LA-100202", "Robin", "Ashdown", dt.date(2022, 8, 2), upn_n=None)
+    social_worker = _practitioner(
+        "SW-0042",
+        "Alex Morgan",
+        "social worker",
+        "social-care.northshire",
+        "Children in Need North",
+        "01632 960999",
+    )
+    dsl = _practitioner(
+        "DSL-7", "Sam Okafor", "designated safeguarding lead", "oakfield-primary", "Pastoral", None
+    )
+    health_visitor = _practitioner(
+        "HV-311",
+        "Jo Lindqvist",
+        "health visitor",
+        "health.northshire",
+        "0-19 Service West",
+        "01632 960888",
+    )
+    step = iter(range(100))
+
+    def envelope(agency: str, system: str, ref: str, subject: dict[str, Any]) -> dict[str, Any]:
+        at = (now + dt.timedelta(seconds=next(step))).isoformat()
+        return {
+            "event_id": f"demo-{run}-{uuid.uuid4().hex[:8]}",
+            "occurred_at": at,
+            "recorded_at": at,
+            "source": {"agency_id": agency, "system": system, "record_ref": ref},
+            "subject": subject,
+        }
+
+    def involvement(
+        agency: str, system: str, ref: str, subject: dict[str, Any], **kw: Any
+    ) -> dict[str, Any]:
+        return {"schema": "Involvement", **envelope(agency, system, ref, subject), **kw}
+
+    def life(
+        agency: str, system: str, ref: str, subject: dict[str, Any], **kw: Any
+    ) -> dict[str, Any]:
+        return {"schema": "LifeEvent", **envelope(agency, system, ref, subject), **kw}
+
+    today = now.date().isoformat()
+    social_care = ("northshire-social-care", "case-management", "CIN-2026-0417")
+    school = ("oakfield-primary", "school-mis", "PUPIL-4471")
+    health = ("northshire-health", "child-health-record", "CHR-88213")
+    return [
+        involvement(
+            *social_care,
+            kit,
+            involvement_id="INV-SC-1",
+            change="STARTED",
+            service={
+                "service_id": "CIN-N",
+                "name": "Children in Need North",
+                "category": "SOCIAL_CARE",
+                "level": "STATUTORY",
+            },
+            practitioner=social_worker,
+            is_lead=True,
+            lawful_basis="PUBLIC_TASK",
+            started_on=today,
+        ),
+        involvement(
+            *school,
+            kit,
+            involvement_id="INV-SCH-1",
+            change="STARTED",
+            service={
+                "service_id": "OAK-PASTORAL",
+                "name": "Oakfield Primary pastoral support",
+                "category": "EDUCATION",
+                "level": "TARGETED",
+            },
+            practitioner=dsl,
+            is_lead=False,
+            lawful_basis="PUBLIC_TASK",
+            started_on=today,
+        ),
+        involvement(
+            *health,
+            robin,
+            involvement_id="INV-HV-1",
+            change="STARTED",
+            service={
+                "service_id": "HV-W",
+                "name": "Health visiting West",
+                "category": "HEALTH",
+                "level": "UNIVERSAL",
+            },
+            practitioner=health_visitor,
+            is_lead=True,
+            lawful_basis="PUBLIC_TASK",
+            started_on=today,
+        ),
+        life(
+            "northshire-police",
+            "incident-system",
+            "INC-26-55120",
+            kit,
+            kind="DOMESTIC_ABUSE_INCIDENT",
+            urgency="URGENT",
+            details={"risk_assessment": "medium"},
+        ),
+        life(
+            *school,
+            kit,
+            kind="SCHOOL_EXCLUSION",
+            urgency="PRIORITY",
+            details={"exclusion_type": "fixed_term", "days": "3"},
+        ),
+        life(
+            *health,
+            robin,
+            kind="HOSPITAL_ATTENDANCE",
+            urgency="PRIORITY",
+            details={"setting": "emergency department"},
+        ),
+        involvement(
+            *school,
+            kit,
+            involvement_id="INV-SCH-1",
+            change="ENDED",
+            service={
+                "service_id": "OAK-PASTORAL",
+                "name": "Oakfield Primary pastoral support",
+                "category": "EDUCATION",
+                "level": "TARGETED",
+            },
+            practitioner=dsl,
+            is_lead=False,
+            lawful_basis="PUBLIC_TASK",
+            started_on=today,
+            ended_on=today,
+            end_reason="support plan completed",
+        ),
+    ]
+
+
+def run_demo(settings: Settings, *, keep_running: bool, progress: Progress) -> int:
+    load_config(settings)  # refuse to start on a bad policy or rules file
+    workdir = settings.state_dir / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    local = None if settings.kafka_bootstrap else LocalKafka(settings, progress=progress)
+    started_kafka = local.start() if local else False
+    if local:
+        progress(
+            f"kafka: {'started' if started_kafka else 'already running'} at {settings.bootstrap}"
+        )
+    for old in settings.mailbox_dir.glob("*.eml"):
+        old.unlink()
+    mailbox = Mailbox(settings.mailbox_dir, port=settings.mailbox_port)
+    mailbox.start()
+    where = settings.mailbox_dir
+    progress(f"mailbox: plain SMTP on 127.0.0.1:{settings.mailbox_port}, files in {where}/")
+    worker = _start_worker(settings, workdir)
+    try:
+        _wait_ready(settings, worker, workdir, progress)
+        count = _run_story(settings, workdir, progress)
+        if count == 0:
+            return 1
+        if keep_running:
+            progress("everything is running; publish more with `hub publish FILE`. Ctrl-C to stop.")
+            _wait_for_interrupt()
+        return 0
+    finally:
+        _stop_worker(worker, progress)
+        mailbox.stop()
+        if local and started_kafka:
+            local.stop()
+            progress("kafka: stopped")
+
+
+def _start_worker(settings: Settings, workdir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **settings.as_environment()}
+    env.update(
+        {
+            "HUB_SMTP_HOST": "127.0.0.1",
+            "HUB_SMTP_PORT": str(settings.mailbox_port),
+            # Plain SMTP only for the local mailbox, and only because it is asked for here.
+            "HUB_SMTP_SECURITY": "plain",
+        }
+    )
+    log = (workdir / "worker.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "involvement_hub", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_ready(
+    settings: Settings, worker: subprocess.Popen[bytes], workdir: Path, progress: Progress
+) -> None:
+    url = f"http://{settings.metrics_host}:{settings.metrics_port}/readyz"
+    progress(f"worker: starting (log in {workdir / 'worker.log'})")
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise HubError(
+                f"the worker exited with status {worker.returncode}; see {workdir / 'worker.log'}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    progress(
+                        f"worker: ready; metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+                    )
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise HubError(
+        f"the worker was not ready within {READY_TIMEOUT_S:.0f} s; see {workdir / 'worker.log'}"
+    )
+
+
+def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
+    run = uuid.uuid4().hex[:6]
+    records = demo_records(dt.datetime.now(dt.UTC).replace(microsecond=0), run)
+    events = workdir / f"events-{run}.jsonl"
+    events.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    registry = load_config(settings).registry
+    report = asyncio.run(publish_file(events, settings, registry, progress=progress))
+    progress(f"published {report.sent} events from {events}")
+    asyncio.run(_send_garbage(settings))
+    progress("published 1 unreadable message (it will be quarantined on hub.quarantine)")
+    messages = _wait_for_mail(settings.mailbox_dir)
+    progress(f"{len(messages)} alerts delivered to {settings.mailbox_dir}/:")
+    for message in messages:
+        progress(f"  to {message[RCPT_HEADER]:<45} {message['Subject']}  {message['Message-ID']}")
+    return len(messages)
+
+
+async def _send_garbage(settings: Settings) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all"
+    )
+    await producer.start()
+    try:
+        topic = TopicNames.from_settings(settings).ingest("northshire-police")
+        await producer.send_and_wait(topic, b"this is not an Avro message", key=b"demo")
+    finally:
+        await producer.stop()
+
+
+def _wait_for_mail(folder: Path) -> list[Any]:
+    deadline = time.monotonic() + ARRIVAL_TIMEOUT_S
+    count, changed = 0, time.monotonic()
+    while time.monotonic() < deadline:
+        now_count = len(list(folder.glob("*.eml")))
+        if now_count != count:
+            count, changed = now_count, time.monotonic()
+        elif count and time.monotonic() - changed > QUIET_PERIOD_S:
+            break
+        time.sleep(0.25)
+    return read_mailbox(folder)
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        return
+
+
+def _stop_worker(worker: subprocess.Popen[bytes], progress: Progress) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    progress("worker: stopped")

@@ -1,0 +1,76 @@
+"""Creating the hub's topics with the partitions and retention the design needs.
+
+Run before the worker starts, so every topic exists with the right shape before anything
+is sent to it (the local broker does not auto-create topics, and neither should
+production). Changelog topics are created by Faust itself, compacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from involvement_hub.errors import HubError
+from involvement_hub.settings import Settings
+from involvement_hub.topics import TopicNames
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: Mapping[str, str]
+
+
+def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
+    names = TopicNames.from_settings(settings)
+    n = settings.partitions
+    # IG-6: alert payloads live only as long as delivery needs (retries span hours, a
+    # restart may replay a day); the audit is append-only and kept indefinitely.
+    short = {"retention.ms": str(7 * _DAY_MS)}
+    specs = [TopicSpec(t, n, {"retention.ms": str(30 * _DAY_MS)}) for t in names.all_ingest]
+    specs += [
+        TopicSpec(names.quarantine, 1, {"retention.ms": str(30 * _DAY_MS)}),
+        TopicSpec(names.identity, 1, {"retention.ms": str(30 * _DAY_MS)}),
+        TopicSpec(names.person, n, short),
+        TopicSpec(names.alerts, n, short),
+        TopicSpec(names.delivery, n, {"retention.ms": str(90 * _DAY_MS)}),
+        TopicSpec(names.audit, n, {"retention.ms": "-1"}),
+    ]
+    return tuple(specs)
+
+
+async def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> list[str]:
+    """Create any missing hub topic; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        raise HubError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in topic_specs(settings) if s.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=dict(s.config),
+                    )
+                    for s in missing
+                ]
+            )
+            for name, code, *rest in response.topic_errors:
+                # Another worker may have created the topic between our list and create.
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise HubError(f"cannot create topic {name}: error {code} {rest}")
+        return [s.name for s in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,107 @@
+"""The hub's Prometheus metrics, built from a registry the caller passes in.
+
+Label values are drawn from small fixed sets -- agency ids from the settings, event kinds
+and reason tokens from the code -- and never from payloads: no person, practitioner, case
+or alert id is ever a label.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# End-to-end latency runs from the agency's Kafka write to the mail server's 250. The
+# target is p99 <= 250 ms, so buckets are dense around it; the long tail (minutes) is
+# where retries and outages show.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 900.0)
+
+
+class HubMetrics(NamedTuple):
+    registry: CollectorRegistry
+    events_consumed: Counter
+    quarantined: Counter
+    identifiers_rejected: Counter
+    identity_merges: Counter
+    decisions: Counter
+    alerts_routed: Counter
+    emails_sent: Counter
+    emails_failed: Counter
+    emails_duplicate: Counter
+    end_to_end_latency: Histogram
+    agent_errors: Counter
+    ready: Gauge
+
+
+def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
+    reg = registry if registry is not None else CollectorRegistry()
+    return HubMetrics(
+        registry=reg,
+        events_consumed=Counter(
+            "hub_events_consumed",
+            "Events read from agency ingest topics and decoded, by agency and event kind.",
+            ["agency", "kind"],
+            registry=reg,
+        ),
+        quarantined=Counter(
+            "hub_quarantined",
+            "Messages sent to the quarantine topic, by agency and reason "
+            "(decode failures carry the decoder's reason).",
+            ["agency", "reason"],
+            registry=reg,
+        ),
+        identifiers_rejected=Counter(
+            "hub_identifiers_rejected",
+            "Identifiers ignored for linking, by scheme and reason.",
+            ["scheme", "reason"],
+            registry=reg,
+        ),
+        identity_merges=Counter(
+            "hub_identity_merges", "Persons merged into another by a linking event.", registry=reg
+        ),
+        decisions=Counter(
+            "hub_routing_decisions",
+            "Routing decisions, by outcome (SEND or SUPPRESS) and suppression reason.",
+            ["outcome", "reason"],
+            registry=reg,
+        ),
+        alerts_routed=Counter(
+            "hub_alerts_routed",
+            "Alerts written to the alerts topic, by urgency.",
+            ["urgency"],
+            registry=reg,
+        ),
+        emails_sent=Counter(
+            "hub_emails_sent",
+            "Alert emails accepted by the mail server (250).",
+            ["urgency"],
+            registry=reg,
+        ),
+        emails_failed=Counter(
+            "hub_emails_failed",
+            "Alert email attempts that failed, by kind of failure (transient or permanent).",
+            ["failure"],
+            registry=reg,
+        ),
+        emails_duplicate=Counter(
+            "hub_emails_duplicate_skipped",
+            "Alerts not sent again because the outbox shows them delivered.",
+            registry=reg,
+        ),
+        end_to_end_latency=Histogram(
+            "hub_end_to_end_latency_seconds",
+            "From the agency's message reaching Kafka to the mail server accepting the alert.",
+            ["urgency"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        agent_errors=Counter(
+            "hub_agent_errors",
+            "Unexpected errors caught in a stage; the message was quarantined.",
+            ["stage"],
+            registry=reg,
+        ),
+        ready=Gauge(
+            "hub_worker_ready", "1 when the worker has recovered and is consuming.", registry=reg
+        ),
+    )

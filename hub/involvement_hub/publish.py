@@ -1,0 +1,169 @@
+"""``hub publish FILE``: JSON Lines of records, encoded and published to agency topics.
+
+Every line is checked before anything is sent for it: valid JSON, a known ``schema``, the
+JSON form of that record, an agency the hub knows. A bad line is reported with its number
+and why, and skipped; the others are published through the agency producer (idempotent,
+``acks=all``). The report says how many went and which lines did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from involvement_hub_producer import (
+    AgencyPublisher,
+    ContractError,
+    PublishError,
+    SchemaRegistry,
+    encode_for_agency,
+    from_json,
+    record_key,
+)
+from involvement_hub_producer.json_form import SCHEMA_KEY
+
+from involvement_hub.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    line: int
+    agency_id: str
+    value: bytes
+    key: bytes
+
+
+@dataclass
+class PublishReport:
+    sent: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def prepare_lines(
+    lines: Iterable[str], registry: SchemaRegistry, agencies: tuple[str, ...]
+) -> Iterator[Prepared | LineError]:
+    """Check and encode each non-blank line; never raises for a bad line."""
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        yield _prepare(number, text, registry, agencies)
+
+
+def _prepare(
+    number: int, text: str, registry: SchemaRegistry, agencies: tuple[str, ...]
+) -> Prepared | LineError:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return LineError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(obj, dict):
+        return LineError(number, "a line must be a JSON object")
+    record_type = obj.pop(SCHEMA_KEY, None)
+    if not isinstance(record_type, str):
+        names = ", ".join(registry.names)
+        return LineError(number, f'missing "{SCHEMA_KEY}" naming the record type ({names})')
+    try:
+        schema = registry.current(record_type)
+        record = from_json(obj, schema.source)
+        agency = record["source"]["agency_id"]
+        if agency not in agencies:
+            return LineError(number, f"agency {agency!r} is not one of the hub's agencies")
+        value = encode_for_agency(record, record_type, agency, registry)
+    except ContractError as exc:
+        return LineError(number, str(exc))
+    return Prepared(number, agency, value, record_key(record))
+
+
+async def publish_prepared(
+    items: Iterable[Prepared | LineError],
+    settings: Settings,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> PublishReport:
+    report = PublishReport()
+    by_agency: dict[str, list[Prepared]] = {}
+    for item in items:
+        if isinstance(item, LineError):
+            report.errors.append(item)
+            progress(str(item))
+        else:
+            by_agency.setdefault(item.agency_id, []).append(item)
+    for agency, prepared in by_agency.items():
+        await _publish_agency(agency, prepared, settings, report, progress)
+    report.errors.sort(key=lambda e: e.line)
+    return report
+
+
+async def _publish_agency(
+    agency: str,
+    prepared: list[Prepared],
+    settings: Settings,
+    report: PublishReport,
+    progress: Callable[[str], None],
+) -> None:
+    publisher = AgencyPublisher(
+        settings.bootstrap, agency, topic_prefix=settings.topic_prefix, request_timeout_ms=15000
+    )
+    try:
+        await publisher.start()
+    except PublishError as exc:
+        _fail_all(prepared, f"not sent: {exc}", report, progress)
+        return
+    try:
+        if not await publisher.topic_exists():
+            why = f"not sent: topic {publisher.topic} does not exist (start the hub, or ask ops)"
+            _fail_all(prepared, why, report, progress)
+            return
+        pending: list[tuple[Prepared, asyncio.Future[Any]]] = []
+        for item in prepared:
+            pending.append((item, await publisher.send_encoded(item.value, item.key)))
+        for item, future in pending:
+            try:
+                await future
+                report.sent += 1
+            except Exception as exc:  # aiokafka raises several types for a failed send
+                error = LineError(
+                    item.line, f"not sent: the broker refused it ({type(exc).__name__})"
+                )
+                report.errors.append(error)
+                progress(str(error))
+    finally:
+        await publisher.stop()
+
+
+def _fail_all(
+    prepared: list[Prepared], why: str, report: PublishReport, progress: Callable[[str], None]
+) -> None:
+    for item in prepared:
+        error = LineError(item.line, why)
+        report.errors.append(error)
+        progress(str(error))
+
+
+async def publish_file(
+    path: Path,
+    settings: Settings,
+    registry: SchemaRegistry,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> PublishReport:
+    with path.open(encoding="utf-8") as handle:
+        items = list(prepare_lines(handle, registry, settings.agencies))
+    return await publish_prepared(items, settings, progress=progress)

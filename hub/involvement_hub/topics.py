@@ -1,0 +1,66 @@
+"""The hub's topic names, from the settings' prefix and agency list.
+
+``ingest.<agency_id>`` topics belong to the agencies (each may write only its own); the
+``hub.*`` topics are the hub's. A prefix lets several hubs, or several test runs, share a
+cluster without seeing each other's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from involvement_hub_producer import ingest_topic
+
+from involvement_hub.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    prefix: str
+    agencies: tuple[str, ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicNames:
+        return cls(settings.topic_prefix, settings.agencies)
+
+    def ingest(self, agency_id: str) -> str:
+        return ingest_topic(agency_id, self.prefix)
+
+    @property
+    def all_ingest(self) -> tuple[str, ...]:
+        return tuple(self.ingest(a) for a in self.agencies)
+
+    def agency_of(self, topic: str) -> str | None:
+        """The agency an ingest topic belongs to, or None for any other topic."""
+        head = self.ingest("")
+        return topic[len(head) :] if topic.startswith(head) else None
+
+    def _hub(self, name: str) -> str:
+        return f"{self.prefix}hub.{name}"
+
+    @property
+    def quarantine(self) -> str:
+        return self._hub("quarantine")
+
+    @property
+    def identity(self) -> str:
+        """Single partition: identity resolution is ordered and has one writer."""
+        return self._hub("identity")
+
+    @property
+    def person(self) -> str:
+        """Keyed by hub person id: each person's partition holds its own state."""
+        return self._hub("person")
+
+    @property
+    def alerts(self) -> str:
+        """Keyed by recipient: one recipient's alerts are delivered in order."""
+        return self._hub("alerts")
+
+    @property
+    def audit(self) -> str:
+        return self._hub("audit")
+
+    @property
+    def delivery(self) -> str:
+        return self._hub("delivery")
