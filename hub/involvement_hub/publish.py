@@ -73,6 +73,10 @@ def _prepare(
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return LineError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except (ValueError, RecursionError):
+        # json.loads raises these, not JSONDecodeError, for an integer over Python's digit
+        # limit and for nesting deeper than the recursion limit.
+        return LineError(number, "not valid JSON (a number too long, or nested too deeply)")
     if not isinstance(obj, dict):
         return LineError(number, "a line must be a JSON object")
     record_type = obj.pop(SCHEMA_KEY, None)

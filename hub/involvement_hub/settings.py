@@ -2,8 +2,8 @@
 
 Nothing else in the hub reads the environment: :meth:`Settings.from_env` is called by the
 command line and the result is passed down. Secrets are :class:`Secret` values, whose repr
-never shows them. Every variable, its default and its meaning is listed in ``FIELDS`` (the
-README's configuration table is checked against it by a unit test).
+never shows them. Every variable's meaning is in ``DESCRIPTIONS`` (the README's
+configuration table is checked against it by a unit test).
 """
 
 from __future__ import annotations
@@ -169,6 +169,37 @@ class Settings:
             if not 0 < port < 65536:
                 raise SettingsError(f"HUB_{name.upper()} must be a TCP port, not {port}")
 
+
+DESCRIPTIONS: Final = {
+    "kafka_bootstrap": "Kafka bootstrap servers (host:port,...). Empty: the local broker.",
+    "local_kafka_port": "Port of the local development broker (`hub kafka`).",
+    "local_kafka_controller_port": "KRaft controller port of the local development broker.",
+    "topic_prefix": "Prefix for every topic name, to share a cluster between hubs or test runs.",
+    "app_id": "Faust application id: the consumer group and the prefix of changelog topics.",
+    "agencies": "Comma-separated agency ids; each publishes to `ingest.<agency_id>`.",
+    "partitions": "Partitions of the keyed hub topics and tables (the scale-out unit).",
+    "replication_factor": "Replication factor for topics the hub creates (3 in production).",
+    "store": "Table store: `memory://` (state rebuilt from changelogs) or `rocksdb://`.",
+    "max_message_bytes": "Largest ingest message decoded; larger ones are quarantined.",
+    "state_dir": "Local state: broker jars, data and logs, table stores, the demo mailbox.",
+    "schema_dir": "Folder of `*.avsc` writer schemas. Empty: the schemas shipped with the hub.",
+    "policy_file": "The governance policy (TOML).",
+    "subscriptions_dir": "Folder holding the subscription rules (`rules.toml`).",
+    "metrics_port": "Port of `/metrics`, `/healthz` and `/readyz`; 0 turns them off.",
+    "metrics_host": "Address the metrics and health endpoints listen on.",
+    "log_level": "Worker log level: debug, info, warning, error.",
+    "smtp_host": "Mail server for alerts.",
+    "smtp_port": "Mail server port.",
+    "smtp_security": "`starttls` (required, verified), `tls` (implicit) or `plain` (local only).",
+    "smtp_username": "SMTP login user; empty for no login.",
+    "smtp_password": "SMTP login password (secret; never logged).",
+    "smtp_ca_file": "CA bundle (PEM) to verify the mail server; empty: the system's CAs.",
+    "smtp_timeout_s": "Seconds before an SMTP connection or command times out.",
+    "mail_from": "Sender address of alerts; its domain ends every Message-ID.",
+    "mailbox_port": "Port of the local mailbox (`hub mailbox`, `hub demo`).",
+    "involvement_retention_days": "Days an ended involvement is kept (for audit), then forgotten.",
+    "pseudonym_key": "Secret key for hub person ids (HMAC of identifiers). Set it in production.",
+}
 
 # Variables that start with HUB_ but belong to the test fixtures, not to the hub.
 _NOT_SETTINGS: Final = frozenset({"HUB_TEST_BOOTSTRAP"})

@@ -140,7 +140,7 @@ class HubApp:
         return ok
 
     def live(self) -> bool:
-        return all(not agent._crashed for agent in self.app.agents.values())
+        return not any(agent.crashed for agent in self.app.agents.values())
 
     # -- the agents -----------------------------------------------------------------
 

@@ -1,0 +1,163 @@
+"""The demo path as a user runs it: the ``hub`` command, a real SMTP server process, a real
+broker. Events published with ``hub publish`` arrive as emails, checked by recipient and by
+Message-ID (derived independently here from the alert-id rule in the design)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, WorkerProcess, free_port
+from involvement_hub.mailbox import RCPT_HEADER, read_mailbox
+from involvement_hub.settings import Settings
+from synthetic_events import involvement, life_event, person, practitioner, write_jsonl
+
+SOCIAL_CARE = "northshire-social-care"
+SCHOOL = "oakfield-primary"
+POLICE = "northshire-police"
+POLICY_VERSION = tomllib.loads((REPO / "governance" / "policy.toml").read_text())["version"]
+
+
+def hub(*args: str, settings: Settings, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(settings.as_environment())
+    return subprocess.run(
+        [sys.executable, "-m", "involvement_hub", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def expected_message_id(agency: str, event_id: str, recipient: str, case_ref: str) -> str:
+    material = "\x1f".join((f"{agency}/{event_id}", recipient, case_ref, POLICY_VERSION))
+    return f"<{hashlib.sha256(material.encode()).hexdigest()[:32]}@hub.invalid>"
+
+
+@pytest.fixture
+def mailbox_process(hub_settings: Settings) -> Iterator[Path]:
+    """``hub mailbox``: the demo's SMTP server, as its own process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(hub_settings.as_environment())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "involvement_hub", "mailbox"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(
+                    ("127.0.0.1", hub_settings.mailbox_port), timeout=1
+                ).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("hub mailbox did not start listening")
+        yield hub_settings.mailbox_dir
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def wait_for_mail(folder: Path, count: int, timeout: float = 90) -> list[object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list(folder.glob("*.eml"))) >= count:
+            break
+        time.sleep(0.25)
+    time.sleep(2)  # anything more than expected would show up here
+    return list(read_mailbox(folder))
+
+
+def test_published_events_arrive_as_emails(
+    worker: WorkerProcess, mailbox_process: Path, tmp_path: Path
+) -> None:
+    settings = worker.settings
+    worker.start()
+    child = person(31, given="Ellis", family="Quarry")
+    lead = practitioner("SW-31", "Alex Morgan", "social-care.northshire")
+    dsl = practitioner(
+        "DSL-31", "Sam Okafor", "oakfield-primary", role="designated safeguarding lead"
+    )
+    records = [
+        involvement(SOCIAL_CARE, "CIN-31", child, lead, involvement_id="SC-31", lead=True),
+        involvement(SCHOOL, "PUPIL-31", child, dsl, involvement_id="SCH-31", category="EDUCATION"),
+        life_event(POLICE, "INC-31", child, "DOMESTIC_ABUSE_INCIDENT", urgency="URGENT"),
+    ]
+    path = write_jsonl(tmp_path / "events.jsonl", records)
+    # One broken line in the middle: it is reported by number and the others still go.
+    lines = path.read_text().splitlines()
+    lines.insert(1, '{"schema": "LifeEvent", "event_id": ')
+    path.write_text("\n".join(lines) + "\n")
+
+    result = hub("publish", str(path), settings=settings)
+    assert result.returncode == 1, result.stderr
+    assert "line 2: not valid JSON" in result.stderr
+    assert "published 3 events; 1 lines not sent" in result.stdout
+
+    messages = wait_for_mail(mailbox_process, 2)
+    got = sorted((m[RCPT_HEADER], m["Message-ID"]) for m in messages)  # type: ignore[index]
+    lead_email = lead["email"]
+    assert got == sorted(
+        [
+            (
+                lead_email,
+                expected_message_id(
+                    SCHOOL, records[1]["event_id"], f"{SOCIAL_CARE}/SW-31", "CIN-31"
+                ),
+            ),
+            (
+                lead_email,
+                expected_message_id(
+                    POLICE, records[2]["event_id"], f"{SOCIAL_CARE}/SW-31", "CIN-31"
+                ),
+            ),
+        ]
+    )
+    for message in messages:
+        raw = message.as_string()  # type: ignore[attr-defined]
+        for personal in ("Ellis", "Quarry", "2017-03-14", "ZZ99", child["identifiers"][0]["value"]):
+            assert personal not in raw
+        assert "CIN-31" in raw  # the lead's own case reference
+        assert "CIN-31" not in message["Subject"]  # type: ignore[index]
+
+
+def test_publish_reports_a_missing_file_and_bad_configuration(
+    hub_settings: Settings, tmp_path: Path
+) -> None:
+    missing = hub("publish", str(tmp_path / "nope.jsonl"), settings=hub_settings)
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr
+    broken = hub_settings.replace(policy_file=tmp_path / "absent-policy.toml")
+    path = write_jsonl(tmp_path / "one.jsonl", [])
+    result = hub("publish", str(path), settings=broken)
+    assert result.returncode == 2
+    assert "policy file not found" in result.stderr
+
+
+def test_hub_demo_runs_end_to_end(hub_settings: Settings) -> None:
+    settings = hub_settings.replace(metrics_port=free_port(), mailbox_port=free_port())
+    result = hub("demo", settings=settings, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "5 alerts delivered" in result.stderr
+    messages = read_mailbox(settings.mailbox_dir)
+    assert len(messages) == 5
+    recipients = sorted(m[RCPT_HEADER] for m in messages)
+    assert recipients.count("alex.morgan@social-care.northshire.example") == 4
+    assert recipients.count("jo.lindqvist@health.northshire.example") == 1

@@ -1,0 +1,156 @@
+"""The hub on a real broker: bad messages are quarantined with their reason, good events
+become alerts on ``hub.alerts`` for exactly the practitioners the rules and policy name."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from conftest import WorkerProcess
+from involvement_hub.config import load_config
+from involvement_hub.topics import TopicNames
+from involvement_hub_producer import encode
+from involvement_hub_producer.json_form import from_json
+from kafka_io import consume, produce_raw, publish_records, settle_and_consume
+from synthetic_events import involvement, life_event, person, practitioner
+
+SOCIAL_CARE = "northshire-social-care"
+SCHOOL = "oakfield-primary"
+POLICE = "northshire-police"
+
+
+def _headers(record: object) -> dict[str, str]:
+    return {k: v.decode() for k, v in getattr(record, "headers", ())}
+
+
+async def test_unfit_messages_are_quarantined_with_their_reason(worker: WorkerProcess) -> None:
+    settings = worker.settings
+    worker.start()
+    names = TopicNames.from_settings(settings)
+    registry = load_config(settings).registry
+    child = person(21)
+    # A valid record that claims to come from social care, written to the police topic.
+    spoofed = life_event(SOCIAL_CARE, "CIN-1", child, "MISSING_EPISODE")
+    spoofed_bytes = encode(
+        from_json(
+            {k: v for k, v in spoofed.items() if k != "schema"},
+            registry.current("LifeEvent").source,
+        ),
+        registry.current("LifeEvent"),
+    )
+    # A kind the governance policy does not cover (OTHER) is quarantined, not routed.
+    unclassified = life_event(POLICE, "INC-9", child, "OTHER")
+    unclassified_bytes = encode(
+        from_json(
+            {k: v for k, v in unclassified.items() if k != "schema"},
+            registry.current("LifeEvent").source,
+        ),
+        registry.current("LifeEvent"),
+    )
+    await produce_raw(
+        settings.bootstrap,
+        names.ingest(POLICE),
+        [
+            b"not avro at all",
+            b"\xc3\x01" + b"\x00" * 8 + b"body",
+            spoofed_bytes,
+            unclassified_bytes,
+        ],
+    )
+    records = await consume(settings.bootstrap, names.quarantine, count=4)
+    reasons = sorted(_headers(r)["hub-reason"] for r in records)
+    assert reasons == ["agency_mismatch", "bad_magic", "no_policy", "unknown_schema"]
+    for record in records:
+        headers = _headers(record)
+        assert headers["hub-source-topic"] == names.ingest(POLICE)
+        assert headers["hub-source-offset"].isdigit()
+    # The quarantined bytes are the original message, untouched, for replay after a fix.
+    assert {r.value for r in records} >= {b"not avro at all", spoofed_bytes}
+    metrics = worker.metrics()
+    assert f'hub_quarantined_total{{agency="{POLICE}",reason="agency_mismatch"}} 1.0' in metrics
+    assert f'hub_quarantined_total{{agency="{POLICE}",reason="bad_magic"}} 1.0' in metrics
+
+
+async def test_involvement_and_life_events_become_alerts_for_the_right_people(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    worker.start()
+    names = TopicNames.from_settings(settings)
+    child = person(22, given="Robin", family="Fenwick")
+    lead = practitioner("SW-1", "Alex Morgan", "social-care.northshire")
+    dsl = practitioner(
+        "DSL-1", "Sam Okafor", "oakfield-primary", role="designated safeguarding lead"
+    )
+    report = await publish_records(
+        settings,
+        [
+            involvement(SOCIAL_CARE, "CIN-22", child, lead, involvement_id="SC-1", lead=True),
+            involvement(
+                SCHOOL, "PUPIL-22", child, dsl, involvement_id="SCH-1", category="EDUCATION"
+            ),
+            life_event(POLICE, "INC-22", child, "MISSING_EPISODE", urgency="URGENT"),
+        ],
+    )
+    assert report.sent == 3
+    assert report.ok
+    # The lead hears that the school joined and that the child went missing; the school
+    # (a team member) hears of the missing episode too (MISSING_EPISODE is for the team);
+    # nobody hears of their own involvement starting.
+    records = await settle_and_consume(settings.bootstrap, names.alerts, expected=3)
+    alerts = [json.loads(r.value) for r in records]
+    got = sorted((a["recipient_id"], a["kind"]) for a in alerts)
+    assert got == [
+        (f"{SOCIAL_CARE}/SW-1", "INVOLVEMENT_STARTED"),
+        (f"{SOCIAL_CARE}/SW-1", "MISSING_EPISODE"),
+        (f"{SCHOOL}/DSL-1", "MISSING_EPISODE"),
+    ]
+    for record, alert in zip(records, alerts, strict=True):
+        assert record.key.decode() == alert["recipient_id"]  # keyed by recipient
+        text = record.value.decode()
+        for personal in (
+            "Robin",
+            "Fenwick",
+            "2017-03-14",
+            "ZZ99",
+            child["identifiers"][0]["value"],
+        ):
+            assert personal not in text
+    by_recipient = {a["recipient_id"]: a for a in alerts if a["kind"] == "MISSING_EPISODE"}
+    assert by_recipient[f"{SOCIAL_CARE}/SW-1"]["case_ref"] == "CIN-22"  # their own reference
+    assert by_recipient[f"{SCHOOL}/DSL-1"]["case_ref"] == "PUPIL-22"
+    assert by_recipient[f"{SOCIAL_CARE}/SW-1"]["urgency"] == "URGENT"
+    audit = await consume(settings.bootstrap, names.audit, count=3)
+    assert len(audit) >= 3
+    metrics = worker.metrics()
+    assert f'hub_events_consumed_total{{agency="{POLICE}",kind="MISSING_EPISODE"}} 1.0' in metrics
+    assert 'hub_routing_decisions_total{outcome="SEND",reason=""} 3.0' in metrics
+
+
+async def test_a_lone_lead_starting_alerts_nobody_and_quarantines_nothing(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    worker.start()
+    names = TopicNames.from_settings(settings)
+    child = person(23)
+    lead = practitioner("SW-2", "Jo Lindqvist", "social-care.northshire")
+    report = await publish_records(
+        settings,
+        [involvement(SOCIAL_CARE, "CIN-23", child, lead, involvement_id="SC-2", lead=True)],
+    )
+    assert report.sent == 1
+    # Routed (one audit-free pass through the person stage) ...
+    assert len(await consume(settings.bootstrap, names.person, count=1)) == 1
+    # ... and neither alerted nor quarantined.
+    assert await consume(settings.bootstrap, names.alerts, count=1, timeout=5) == []
+    assert await consume(settings.bootstrap, names.quarantine, count=1, timeout=1) == []
+
+
+async def test_health_endpoints_answer(worker: WorkerProcess) -> None:
+    worker.start()
+    base = f"http://127.0.0.1:{worker.settings.metrics_port}"
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(base + path, timeout=5) as reply:
+            assert reply.status == 200
+    assert "hub_worker_ready 1.0" in worker.metrics()

@@ -1,0 +1,302 @@
+"""An alert as an email: fixed subject, minimal headers, the content level's body (IG-4).
+
+Synthetic people only: NHS numbers from the 999 test range, addresses at ``.example``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from involvement_hub.core.alerts import Alert, Contact, build_alert
+from involvement_hub.core.model import (
+    Envelope,
+    Identifier,
+    LawfulBasis,
+    LifeEvent,
+    LifeEventKind,
+    PersonRef,
+    Practitioner,
+    Service,
+    ServiceCategory,
+    ServiceLevel,
+    Source,
+    Urgency,
+)
+from involvement_hub.core.policy import ContentLevel, Link, RecipientRole
+from involvement_hub.core.routing import Decision, Outcome
+from involvement_hub.core.team import Team, TeamMember
+from involvement_hub.delivery.message import build_message
+from involvement_hub.synthetic import nhs_number
+
+NOW = dt.datetime(2026, 11, 3, 15, 0, tzinfo=dt.UTC)
+OCCURRED = dt.datetime(2026, 11, 3, 14, 5, tzinfo=dt.UTC)
+MAIL_FROM = "involvement-hub@hub.northshire.example"
+CASE_REF = "CM-2026-004711"
+CHILD_NHS = nhs_number(0)
+CHILD_GIVEN, CHILD_FAMILY = "Robin", "Testperson"
+SUBJECT_TEXT = "Involvement hub: update on one of your cases"
+
+SCHOOL_CONTACT = Contact(
+    agency_id="oakfield-primary",
+    service_name="Oakfield Primary School",
+    service_category="EDUCATION",
+    practitioner_name="Sam Exampleton",
+    role="designated safeguarding lead",
+    is_lead=False,
+    email="sam.exampleton@oakfield.example",
+    phone="01632 960100",
+    team="Pastoral team",
+    out_of_hours_phone=None,
+)
+WHY = (
+    "you are the lead practitioner for this child; this update is about the child "
+    "(rule rule-07, policy 2026-11, lawful basis PUBLIC_TASK)"
+)
+
+
+def make_alert(**changes: Any) -> Alert:
+    alert = Alert(
+        alert_id="5f1c0e9a2b7d4c3e8a6f1b2c3d4e5f60",
+        event_key="oakfield-primary/oakfield-excl-000173",
+        created_at=NOW,
+        recipient_id="northshire-social-care/SW-0043",
+        recipient_email="jo.placeholder@northshire.example",
+        recipient_name="Jo Placeholder",
+        recipient_out_of_hours_phone=None,
+        case_ref=CASE_REF,
+        kind="SCHOOL_EXCLUSION",
+        urgency=Urgency.PRIORITY,
+        content_level=ContentLevel.SUMMARY,
+        occurred_at=OCCURRED,
+        source_agency="oakfield-primary",
+        link=Link.SELF,
+        why=WHY,
+        rule_id="rule-07",
+        policy_version="2026-11",
+        lawful_basis="PUBLIC_TASK",
+        changes=(("Exclusion type", "fixed_term"), ("Days", "3")),
+        team=(SCHOOL_CONTACT,),
+        ingested_at=NOW,
+    )
+    return dataclasses.replace(alert, **changes)
+
+
+def text_of(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def html_of(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def test_is_multipart_alternative_with_text_then_html() -> None:
+    msg = build_message(make_alert(), MAIL_FROM, NOW)
+
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+@pytest.mark.parametrize("urgency", list(Urgency))
+def test_subject_is_the_urgency_and_a_fixed_phrase(urgency: Urgency) -> None:
+    msg = build_message(make_alert(urgency=urgency), MAIL_FROM, NOW)
+
+    assert msg["Subject"] == f"[{urgency.value}] {SUBJECT_TEXT}"
+
+
+def test_headers_carry_no_case_reference_name_or_kind() -> None:
+    msg = build_message(make_alert(), MAIL_FROM, NOW)
+
+    for name, value in msg.items():
+        lowered = str(value).lower()
+        for secret in (CASE_REF, "Jo Placeholder", "SCHOOL_EXCLUSION", "exclusion", "oakfield"):
+            assert secret.lower() not in lowered, f"{name} reveals {secret!r}"
+
+
+def test_message_id_is_the_alert_id_at_the_sender_domain() -> None:
+    alert = make_alert()
+
+    first = build_message(alert, MAIL_FROM, NOW)
+    resend = build_message(alert, MAIL_FROM, NOW + dt.timedelta(minutes=5))
+
+    assert first["Message-ID"] == f"<{alert.alert_id}@hub.northshire.example>"
+    assert resend["Message-ID"] == first["Message-ID"]
+
+
+def test_addresses_and_auto_submitted() -> None:
+    msg = build_message(make_alert(), MAIL_FROM, NOW)
+
+    assert msg["From"] == MAIL_FROM
+    assert msg["To"] == "jo.placeholder@northshire.example"
+    assert msg["Auto-Submitted"] == "auto-generated"
+
+
+@pytest.mark.parametrize(
+    ("urgency", "importance"),
+    [(Urgency.URGENT, "high"), (Urgency.PRIORITY, None), (Urgency.ROUTINE, None)],
+)
+def test_only_urgent_alerts_are_marked_important(urgency: Urgency, importance: str | None) -> None:
+    msg = build_message(make_alert(urgency=urgency), MAIL_FROM, NOW)
+
+    assert msg["Importance"] == importance
+
+
+def test_body_names_case_why_team_and_changes() -> None:
+    msg = build_message(make_alert(), MAIL_FROM, NOW)
+
+    for body in (text_of(msg), html_of(msg)):
+        assert CASE_REF in body
+        assert f"Why you received this: {WHY}." in body
+        assert "Sam Exampleton, designated safeguarding lead" in body
+        assert "sam.exampleton@oakfield.example" in body
+        assert "Oakfield Primary School, Pastoral team" in body
+        assert "Exclusion type: fixed_term" in body
+        assert "Days: 3" in body
+        assert "School exclusion" in body
+        assert "03 Nov 2026 14:05 UTC" in body
+
+
+def test_html_escapes_names_from_agencies() -> None:
+    hostile = dataclasses.replace(SCHOOL_CONTACT, practitioner_name="Sam <script>x()</script>")
+    alert = make_alert(team=(hostile,), changes=(("Practitioner", "<b>Jo</b> & co"),))
+
+    body = html_of(build_message(alert, MAIL_FROM, NOW))
+
+    assert "<script" not in body
+    assert "Sam &lt;script&gt;x()&lt;/script&gt;" in body
+    assert "<b>Jo</b>" not in body
+    assert "&lt;b&gt;Jo&lt;/b&gt; &amp; co" in body
+
+
+# Through build_alert: what each content level lets the email say.
+
+
+def _member(
+    agency: str, ref: str, practitioner: Practitioner, service: Service, *, lead: bool
+) -> TeamMember:
+    return TeamMember(
+        involvement_key=f"{agency}/{ref}-inv",
+        agency_id=agency,
+        record_ref=ref,
+        service=service,
+        practitioner=practitioner,
+        is_lead=lead,
+        lawful_basis=LawfulBasis.PUBLIC_TASK,
+        consent_to_share=None,
+        started_on=dt.date(2026, 9, 1),
+        ended_on=None,
+        end_reason=None,
+        ended_at=None,
+        version=(OCCURRED, 0, f"{agency}/{ref}"),
+    )
+
+
+SOCIAL_WORKER = _member(
+    "northshire-social-care",
+    CASE_REF,
+    Practitioner("SW-0043", "Jo Placeholder", "social worker", "jo.placeholder@northshire.example"),
+    Service(
+        "CIN-2", "Children in Need Team 2", ServiceCategory.SOCIAL_CARE, ServiceLevel.STATUTORY
+    ),
+    lead=True,
+)
+SCHOOL_DSL = _member(
+    "oakfield-primary",
+    "PUPIL-000173",
+    Practitioner(
+        "DSL-01",
+        "Sam Exampleton",
+        "designated safeguarding lead",
+        "sam.exampleton@oakfield.example",
+    ),
+    Service("OPS", "Oakfield Primary School", ServiceCategory.EDUCATION, ServiceLevel.UNIVERSAL),
+    lead=False,
+)
+EXCLUSION = LifeEvent(
+    envelope=Envelope(
+        event_id="oakfield-excl-000173",
+        occurred_at=OCCURRED,
+        recorded_at=OCCURRED,
+        source=Source("oakfield-primary", "school-mis", "PUPIL-000173"),
+        subject=PersonRef(
+            identifiers=(Identifier("nhs_number", CHILD_NHS),),
+            given_name=CHILD_GIVEN,
+            family_name=CHILD_FAMILY,
+            date_of_birth=dt.date(2017, 3, 14),
+        ),
+    ),
+    life_event_kind=LifeEventKind.SCHOOL_EXCLUSION,
+    urgency=Urgency.PRIORITY,
+    details=(("days", "3"), ("exclusion_type", "fixed_term")),
+)
+
+
+def message_at(level: ContentLevel) -> EmailMessage:
+    decision = Decision(
+        event_key=EXCLUSION.envelope.key,
+        kind=EXCLUSION.kind,
+        person_id="p-child",
+        about_person_id="p-child",
+        link=Link.SELF,
+        recipient=SOCIAL_WORKER,
+        role=RecipientRole.LEAD_PRACTITIONER,
+        rule_id="rule-07",
+        policy_version="2026-11",
+        lawful_basis=LawfulBasis.PUBLIC_TASK,
+        content_level=level,
+        urgency=Urgency.PRIORITY,
+        outcome=Outcome.SEND,
+    )
+    team = Team("p-child", (SOCIAL_WORKER, SCHOOL_DSL))
+    alert = build_alert(decision, EXCLUSION, team, now=NOW, ingested_at=NOW)
+    return build_message(alert, MAIL_FROM, NOW)
+
+
+def test_empty_level_says_only_that_there_is_an_update() -> None:
+    msg = message_at(ContentLevel.EMPTY)
+    text = text_of(msg)
+
+    before_why = text.split("Why you received this")[0]
+    lines = [line for line in before_why.splitlines() if line.strip()]
+    assert lines == [
+        "There is an update on one of your cases.",
+        f"Your case reference: {CASE_REF}",
+        "Urgency: PRIORITY",
+    ]
+    for body in (text, html_of(msg)):
+        for hidden in ("exclusion", "oakfield", "Sam Exampleton", "fixed_term", "What changed"):
+            assert hidden.lower() not in body.lower()
+
+
+def test_reference_level_adds_what_when_who_and_the_team_but_no_changes() -> None:
+    msg = message_at(ContentLevel.REFERENCE)
+
+    for body in (text_of(msg), html_of(msg)):
+        assert "School exclusion" in body
+        assert "oakfield-primary" in body
+        assert "Sam Exampleton, designated safeguarding lead" in body
+        assert "fixed_term" not in body
+        assert "What changed" not in body
+
+
+def test_summary_level_adds_the_changes() -> None:
+    msg = message_at(ContentLevel.SUMMARY)
+
+    for body in (text_of(msg), html_of(msg)):
+        assert "Exclusion type: fixed_term" in body
+        assert "Sam Exampleton, designated safeguarding lead" in body
+
+
+@pytest.mark.parametrize("level", list(ContentLevel))
+def test_no_level_reveals_the_child(level: ContentLevel) -> None:
+    raw = message_at(level).as_string()
+
+    for personal in (CHILD_GIVEN, CHILD_FAMILY, CHILD_NHS, "2017-03-14", "14 Mar 2017"):
+        assert personal not in raw
