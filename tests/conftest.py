@@ -178,6 +178,15 @@ class WorkerProcess:
             time.sleep(0.3)
         pytest.fail(f"worker not ready in {timeout:.0f}s:\n{self.log_tail()}")
 
+    def probe(self, path: str) -> int:
+        """The HTTP status of one of the worker's endpoints."""
+        url = f"http://127.0.0.1:{self.settings.metrics_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                return int(reply.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
     def metrics(self) -> str:
         url = f"http://127.0.0.1:{self.settings.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as reply:

@@ -4,7 +4,6 @@ become alerts on ``hub.alerts`` for exactly the practitioners the rules and poli
 from __future__ import annotations
 
 import json
-import urllib.request
 
 from conftest import WorkerProcess
 from involvement_hub.config import load_config
@@ -147,10 +146,8 @@ async def test_a_lone_lead_starting_alerts_nobody_and_quarantines_nothing(
     assert await consume(settings.bootstrap, names.quarantine, count=1, timeout=1) == []
 
 
-async def test_health_endpoints_answer(worker: WorkerProcess) -> None:
+def test_health_endpoints_answer(worker: WorkerProcess) -> None:
     worker.start()
-    base = f"http://127.0.0.1:{worker.settings.metrics_port}"
-    for path in ("/healthz", "/readyz"):
-        with urllib.request.urlopen(base + path, timeout=5) as reply:
-            assert reply.status == 200
+    assert worker.probe("/healthz") == 200
+    assert worker.probe("/readyz") == 200
     assert "hub_worker_ready 1.0" in worker.metrics()
