@@ -51,14 +51,15 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
     from involvement_hub.config import load_config
-    from involvement_hub.publish import publish_file
+    from involvement_hub.publish import prepare_file, publish_prepared
 
     path: Path = args.file
     if not path.is_file():
         _say(f"hub publish: no such file: {path}")
         return EXIT_CONFIG
     registry = load_config(settings).registry
-    report = asyncio.run(publish_file(path, settings, registry, progress=_say))
+    items = prepare_file(path, registry, settings.agencies)
+    report = asyncio.run(publish_prepared(items, settings, progress=_say))
     print(f"published {report.sent} events; {len(report.errors)} lines not sent")
     return EXIT_OK if report.ok else EXIT_PARTIAL
 

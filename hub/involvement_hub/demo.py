@@ -32,7 +32,7 @@ from involvement_hub.config import load_config
 from involvement_hub.errors import HubError
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
-from involvement_hub.publish import publish_file
+from involvement_hub.publish import prepare_file, publish_prepared
 from involvement_hub.settings import Settings
 from involvement_hub.synthetic import email, nhs_number, upn
 from involvement_hub.topics import TopicNames
@@ -300,7 +300,8 @@ def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
     events = workdir / f"events-{run}.jsonl"
     events.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     registry = load_config(settings).registry
-    report = asyncio.run(publish_file(events, settings, registry, progress=progress))
+    items = prepare_file(events, registry, settings.agencies)
+    report = asyncio.run(publish_prepared(items, settings, progress=progress))
     progress(f"published {report.sent} events from {events}")
     asyncio.run(_send_garbage(settings))
     progress("published 1 unreadable message (it will be quarantined on hub.quarantine)")

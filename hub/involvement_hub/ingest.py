@@ -28,6 +28,7 @@ class Quarantine:
     reason: str
     detail: str
     kind: str | None = None
+    decode_failure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ def examine(
     try:
         decoded = decode(raw, registry, max_bytes)
     except DecodeError as exc:
-        return Quarantine(exc.reason, exc.detail)
+        return Quarantine(exc.reason, exc.detail, decode_failure=True)
     try:
         event = event_from_record(decoded.name, decoded.record)
     except RejectedEvent as exc:

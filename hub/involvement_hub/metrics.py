@@ -20,6 +20,7 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
 class HubMetrics(NamedTuple):
     registry: CollectorRegistry
     events_consumed: Counter
+    decode_failures: Counter
     quarantined: Counter
     identifiers_rejected: Counter
     identity_merges: Counter
@@ -41,6 +42,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
             "hub_events_consumed",
             "Events read from agency ingest topics and decoded, by agency and event kind.",
             ["agency", "kind"],
+            registry=reg,
+        ),
+        decode_failures=Counter(
+            "hub_decode_failures",
+            "Ingest messages that could not be decoded, by agency and decoder reason.",
+            ["agency", "reason"],
             registry=reg,
         ),
         quarantined=Counter(

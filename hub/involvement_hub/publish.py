@@ -66,9 +66,21 @@ def prepare_lines(
         yield _prepare(number, text, registry, agencies)
 
 
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NOT_UTF8
+
+
+_NOT_UTF8 = "\x00not-utf-8"
+
+
 def _prepare(
     number: int, text: str, registry: SchemaRegistry, agencies: tuple[str, ...]
 ) -> Prepared | LineError:
+    if text == _NOT_UTF8:
+        return LineError(number, "not UTF-8 text")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -161,13 +173,10 @@ def _fail_all(
         progress(str(error))
 
 
-async def publish_file(
-    path: Path,
-    settings: Settings,
-    registry: SchemaRegistry,
-    *,
-    progress: Callable[[str], None] = lambda _: None,
-) -> PublishReport:
-    with path.open(encoding="utf-8") as handle:
-        items = list(prepare_lines(handle, registry, settings.agencies))
-    return await publish_prepared(items, settings, progress=progress)
+def prepare_file(
+    path: Path, registry: SchemaRegistry, agencies: tuple[str, ...]
+) -> list[Prepared | LineError]:
+    """Check and encode every line of a JSON Lines file."""
+    # Lines are decoded one by one, so one line that is not UTF-8 is one bad line.
+    lines = [_text(raw) for raw in path.read_bytes().split(b"\n")]
+    return list(prepare_lines(lines, registry, agencies))

@@ -68,6 +68,7 @@ async def test_unfit_messages_are_quarantined_with_their_reason(worker: WorkerPr
     metrics = worker.metrics()
     assert f'hub_quarantined_total{{agency="{POLICE}",reason="agency_mismatch"}} 1.0' in metrics
     assert f'hub_quarantined_total{{agency="{POLICE}",reason="bad_magic"}} 1.0' in metrics
+    assert f'hub_decode_failures_total{{agency="{POLICE}",reason="bad_magic"}} 1.0' in metrics
 
 
 async def test_involvement_and_life_events_become_alerts_for_the_right_people(

@@ -80,13 +80,18 @@ def _module_name(relative: Path) -> str:
     return ".".join(parts)
 
 
+def _not_source(folder: str) -> bool:
+    """Build output, packaging metadata and hidden folders: copies, not the source."""
+    return folder in ("build", "dist") or folder.endswith(".egg-info") or folder.startswith(".")
+
+
 @functools.cache
 def sources() -> tuple[Source, ...]:
     found = []
     for root in SOURCE_ROOTS.values():
         for path in sorted(root.rglob("*.py")):
             relative = path.relative_to(root)
-            if any(part.endswith(".egg-info") or part.startswith(".") for part in relative.parts):
+            if any(_not_source(part) for part in relative.parts[:-1]):
                 continue
             found.append(
                 Source(

@@ -29,6 +29,15 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
+def _untrusted_certificate(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class SmtpMailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -55,6 +64,12 @@ class SmtpMailer:
                 raise PermanentDeliveryError(f"server said {exc.code}") from exc
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await self._drop()
+                if _untrusted_certificate(exc):
+                    # It will not verify on a retry either: a configuration problem (or an
+                    # attack) for a person to look at, so it escalates rather than retries.
+                    raise PermanentDeliveryError(
+                        "the mail server's certificate is not trusted"
+                    ) from exc
                 raise TransientDeliveryError(f"{type(exc).__name__}: connection failed") from exc
             if errors:
                 # Only one recipient per message: any per-recipient error is that one.
@@ -76,15 +91,23 @@ class SmtpMailer:
             timeout=settings.smtp_timeout_s,
         )
         await client.connect()
-        if mode == "starttls":
-            if not client.supports_extension("starttls"):
-                await client.quit()
-                raise PermanentDeliveryError(
-                    "server does not offer STARTTLS; refusing to send in clear"
-                )
-            await client.starttls()
-        if settings.smtp_username:
-            await client.login(settings.smtp_username, settings.smtp_password.reveal())
+        try:
+            if mode == "starttls":
+                # connect() with start_tls=False sends no EHLO, and before EHLO no extension
+                # is known: without this the check below would refuse every server.
+                await client.ehlo()
+                if not client.supports_extension("starttls"):
+                    await client.quit()
+                    raise PermanentDeliveryError(
+                        "server does not offer STARTTLS; refusing to send in clear"
+                    )
+                await client.starttls()
+            if settings.smtp_username:
+                await client.login(settings.smtp_username, settings.smtp_password.reveal())
+        except BaseException:
+            # Not yet self._client, so _drop() cannot close it: an open socket would leak.
+            client.close()
+            raise
         self._client = client
         return client
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
-from mode import Service
+from mode import Service  # noqa: TID251 - Faust's service library, same seam
 
 from involvement_hub import wire
 from involvement_hub.config import HubConfig
@@ -176,6 +176,8 @@ class HubApp:
             max_bytes=self.settings.max_message_bytes,
         )
         if not isinstance(result, Accepted):
+            if result.decode_failure:
+                self.metrics.decode_failures.labels(agency or "unknown", result.reason).inc()
             await self._quarantine(event, result.reason, result.detail, agency)
             return
         self.metrics.events_consumed.labels(agency, result.event.kind).inc()
