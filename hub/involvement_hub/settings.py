@@ -216,8 +216,12 @@ def _parse(name: str, raw: str) -> Any:
             return int(raw)
         if hint in ("float",):
             return float(raw)
-        if hint in ("Path", "Path | None"):
+        if hint == "Path | None":
             return Path(raw).expanduser() if raw else None
+        if hint == "Path":
+            if not raw:
+                raise SettingsError(f"HUB_{name.upper()} must name a path; it is empty")
+            return Path(raw).expanduser()
     except ValueError as exc:
         raise SettingsError(f"HUB_{name.upper()}: cannot read {raw!r} as {hint}") from exc
     return raw

@@ -147,9 +147,23 @@ def _build(hint: Any) -> Decoder:
         return dt.datetime.fromisoformat
     if hint is dt.date:
         return dt.date.fromisoformat
-    if hint in (str, int, float, bool, Any, type(None)):
+    if hint is Any:
         return _identity
+    if hint in (str, int, float, bool, type(None)):
+        return _checked(hint)
     raise TypeError(f"wire: no decoder for {hint!r}")
+
+
+def _checked(hint: type) -> Decoder:
+    # JSON's true is not a number here, though Python's bool is an int.
+    accepted: tuple[type, ...] = (int, float) if hint is float else (hint,)
+
+    def check(data: Any) -> Any:
+        if not isinstance(data, accepted) or (hint is not bool and isinstance(data, bool)):
+            raise TypeError(f"expected {hint.__name__}, got {type(data).__name__}")
+        return data
+
+    return check
 
 
 def _identity(data: Any) -> Any:

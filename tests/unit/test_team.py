@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from involvement_hub.core.model import InvolvementChange, InvolvementEvent, ServiceCategory
 from involvement_hub.core.team import Team, apply_involvement, merge_teams, prune
-from synthetic_events import CHILD_ID, NOW, involvement, team_of
+from core_builders import CHILD_ID, NOW, involvement, team_of
 
 STARTED, UPDATED, ENDED = InvolvementChange
 DAY = dt.timedelta(days=1)
@@ -212,12 +212,6 @@ def test_other_involvements_are_shareable_without_consent(category: ServiceCateg
     assert member.shareable
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: prune forgets an ended involvement entirely (no tombstone), so a redelivered "
-    "or replayed older STARTED re-adds it as active and its practitioner receives alerts "
-    "again months after it ended (IG-2)",
-)
 def test_a_replay_after_retention_does_not_revive_an_ended_involvement() -> None:
     retention = 90 * DAY
     started = involvement("INV-1", at=NOW - 200 * DAY)

@@ -127,8 +127,14 @@ def _contacts(team: Team, recipient: TeamMember) -> tuple[Contact, ...]:
             out_of_hours_phone=m.practitioner.out_of_hours_phone,
         )
         for m in team.current()
-        if (m.shareable or m.agency_id == recipient.agency_id)
-        and m.recipient_id != recipient.recipient_id
+        if (m.shareable or _same_service(m, recipient)) and m.recipient_id != recipient.recipient_id
+    )
+
+
+def _same_service(member: TeamMember, recipient: TeamMember) -> bool:
+    return (
+        member.agency_id == recipient.agency_id
+        and member.service.service_id == recipient.service.service_id
     )
 
 

@@ -63,7 +63,8 @@ def normalise(identifier: Identifier) -> Identifier:
     if not value or len(value) > _MAX_VALUE:
         raise InvalidIdentifier(scheme, "bad_format")
     if scheme == NHS_NUMBER and not nhs_number_is_valid(value):
-        raise InvalidIdentifier(scheme, "bad_check_digit" if value.isdigit() else "bad_format")
+        well_formed = len(value) == 10 and value.isdigit()
+        raise InvalidIdentifier(scheme, "bad_check_digit" if well_formed else "bad_format")
     if scheme == UPN and not _UPN.match(value):
         raise InvalidIdentifier(scheme, "bad_format")
     return Identifier(scheme, value)

@@ -16,7 +16,7 @@ from .model import InvolvementEvent
 from .policy import Link, Policy
 from .routing import Decision, Outcome, route
 from .subscriptions import SubscriptionRules
-from .team import Team, apply_involvement, merge_teams, prune
+from .team import Freshness, Team, apply_involvement, freshness, merge_teams, prune
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,14 @@ def on_person_message(
     before = prune(team or Team(person_id), now, retention)
     if isinstance(message, PersonEvent):
         event = message.event
-        after = apply_involvement(before, event) if isinstance(event, InvolvementEvent) else before
+        after = before
+        if isinstance(event, InvolvementEvent):
+            if freshness(before, event) is Freshness.STALE:
+                # Older than what the team already shows: not news to anyone. (A replay of
+                # the same event is routed again; its alert ids are the same, so the outbox
+                # keeps it from reaching an inbox twice.)
+                return PersonStep(team=before)
+            after = apply_involvement(before, event)
         about, link = person_id, Link.SELF
     else:
         assert isinstance(message, FanOut)

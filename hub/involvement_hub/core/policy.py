@@ -82,6 +82,9 @@ class Policy:
     version: str
     grace_period: dt.timedelta
     kinds: Mapping[str, KindPolicy]
+    # Agencies whose mere involvement is sensitive (a drug and alcohol service, a sexual
+    # health clinic): an event they send reveals them as much as an involvement would.
+    sensitive_agencies: frozenset[str] = frozenset()
 
     def for_kind(self, kind: str) -> KindPolicy | None:
         return self.kinds.get(kind)
@@ -99,7 +102,7 @@ def load_policy(path: Path) -> Policy:
 
 
 def parse_policy(data: Mapping[str, Any], origin: str = "policy") -> Policy:
-    _only(data, {"version", "grace_period_days", "kind"}, origin)
+    _only(data, {"version", "grace_period_days", "sensitive_agencies", "kind"}, origin)
     version = data.get("version")
     if not isinstance(version, str) or not version.strip():
         raise PolicyError(f"{origin}: 'version' must be a non-empty string")
@@ -118,7 +121,10 @@ def parse_policy(data: Mapping[str, Any], origin: str = "policy") -> Policy:
                 f"{where}: unknown event kind; known kinds: {', '.join(sorted(known))}"
             )
         kinds[kind] = _kind(kind, entry, where)
-    return Policy(version.strip(), dt.timedelta(days=grace), kinds)
+    sensitive = _list(data.get("sensitive_agencies", []), origin, "sensitive_agencies")
+    if not all(isinstance(a, str) and a for a in sensitive):
+        raise PolicyError(f"{origin}: 'sensitive_agencies' must be a list of agency ids")
+    return Policy(version.strip(), dt.timedelta(days=grace), kinds, frozenset(sensitive))
 
 
 _KIND_KEYS = {

@@ -101,10 +101,10 @@ def route(
             if member.recipient_id == actor:
                 continue
             candidates.setdefault(member.recipient_id, (member, rule.role, rule.rule_id))
-    sensitive_agency = _sensitive_source(event, before, after)
+    sensitive = _sensitive_source(event, before, after, policy)
     decisions = []
     for member, role, rule_id in candidates.values():
-        suppression = _check(member, role, entry, policy, now, sensitive_agency)
+        suppression = _check(member, role, entry, policy, now, sensitive)
         decisions.append(
             Decision(
                 event_key=event.envelope.key,
@@ -159,15 +159,32 @@ def _actor(event: Event, before: Team, after: Team) -> str | None:
     return f"{event.envelope.source.agency_id}/{event.practitioner.practitioner_id}"
 
 
-def _sensitive_source(event: Event, before: Team, after: Team) -> str | None:
-    """The agency whose sensitive involvement this event would reveal, if any (IG-3)."""
+@dataclass(frozen=True, slots=True)
+class _Sensitive:
+    """The involvement this event would reveal (IG-3): its agency and, for an involvement
+    event, its service. Only practitioners of that service (of that agency) may know."""
+
+    agency_id: str
+    service_id: str | None
+
+    def may_know(self, member: TeamMember) -> bool:
+        if member.agency_id != self.agency_id:
+            return False
+        return self.service_id is None or member.service.service_id == self.service_id
+
+
+def _sensitive_source(event: Event, before: Team, after: Team, policy: Policy) -> _Sensitive | None:
     source = event.envelope.source.agency_id
     if isinstance(event, InvolvementEvent):
         member = after.member(involvement_key(event)) or before.member(involvement_key(event))
-        return source if member is not None and not member.shareable else None
+        if member is not None and not member.shareable:
+            return _Sensitive(source, event.service.service_id)
+        return None
     own = [m for m in (*after.members, *before.members) if m.agency_id == source]
     if own and not any(m.shareable for m in own):
-        return source
+        return _Sensitive(source, None)
+    if source in policy.sensitive_agencies and not any(m.shareable for m in own):
+        return _Sensitive(source, None)
     return None
 
 
@@ -177,7 +194,7 @@ def _check(
     entry: KindPolicy,
     policy: Policy,
     now: dt.datetime,
-    sensitive_agency: str | None,
+    sensitive: _Sensitive | None,
 ) -> Suppression | None:
     if role not in entry.recipient_roles:
         return Suppression.ROLE_NOT_PERMITTED
@@ -185,7 +202,7 @@ def _check(
         return Suppression.SERVICE_NOT_PERMITTED
     if not member.may_receive(now, policy.grace_period):
         return Suppression.INVOLVEMENT_ENDED
-    if sensitive_agency is not None and member.agency_id != sensitive_agency:
+    if sensitive is not None and not sensitive.may_know(member):
         return Suppression.SENSITIVE_WITHOUT_CONSENT
     return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from .model import (
     InvolvementChange,
@@ -18,6 +19,8 @@ from .model import (
     Practitioner,
     Service,
 )
+
+Version = tuple[dt.datetime, int, str]
 
 _CHANGE_ORDER = {
     InvolvementChange.STARTED: 0,
@@ -40,7 +43,7 @@ class TeamMember:
     ended_on: dt.date | None
     end_reason: str | None
     ended_at: dt.datetime | None
-    version: tuple[dt.datetime, int, str]  # (occurred_at, change order, event key)
+    version: Version  # (occurred_at, change order, event key)
 
     @property
     def recipient_id(self) -> str:
@@ -63,8 +66,18 @@ class TeamMember:
 
 @dataclass(frozen=True, slots=True)
 class Team:
+    """``tombstones`` remember the last version of involvements forgotten by :func:`prune`,
+    so a replayed or re-sent old event cannot bring an ended involvement back to life."""
+
     person_id: str
     members: tuple[TeamMember, ...] = ()
+    tombstones: tuple[tuple[str, Version], ...] = ()
+
+    def tombstone(self, involvement_key: str) -> Version | None:
+        for key, version in self.tombstones:
+            if key == involvement_key:
+                return version
+        return None
 
     def member(self, involvement_key: str) -> TeamMember | None:
         for member in self.members:
@@ -83,17 +96,32 @@ def involvement_key(event: InvolvementEvent) -> str:
     return f"{event.envelope.source.agency_id}/{event.involvement_id}"
 
 
-def _version(event: InvolvementEvent) -> tuple[dt.datetime, int, str]:
+def _version(event: InvolvementEvent) -> Version:
     return (event.envelope.occurred_at, _CHANGE_ORDER[event.change], event.envelope.key)
+
+
+class Freshness(StrEnum):
+    NEW = "new"  # newer than anything known for this involvement: it changes the team
+    SAME = "same"  # exactly the version already applied: a replay of the same event
+    STALE = "stale"  # older than what is known: not news to anyone
+
+
+def freshness(team: Team, event: InvolvementEvent) -> Freshness:
+    key = involvement_key(event)
+    existing = team.member(key)
+    known = existing.version if existing is not None else team.tombstone(key)
+    version = _version(event)
+    if known is None or version > known:
+        return Freshness.NEW
+    return Freshness.SAME if version == known else Freshness.STALE
 
 
 def apply_involvement(team: Team, event: InvolvementEvent) -> Team:
     """The team after ``event``; unchanged if a newer event for it was already applied."""
-    key = involvement_key(event)
-    existing = team.member(key)
-    version = _version(event)
-    if existing is not None and existing.version >= version:
+    if freshness(team, event) is not Freshness.NEW:
         return team
+    key = involvement_key(event)
+    version = _version(event)
     ended = event.change is InvolvementChange.ENDED
     member = TeamMember(
         involvement_key=key,
@@ -120,15 +148,31 @@ def _order(member: TeamMember) -> tuple[bool, str]:
 
 def merge_teams(into: Team, other: Team) -> Team:
     """Two persons found to be one: the union of their involvements, newest wins."""
+    tombs: dict[str, Version] = dict(into.tombstones)
+    for key, version in other.tombstones:
+        if key not in tombs or version > tombs[key]:
+            tombs[key] = version
     merged = {m.involvement_key: m for m in into.members}
     for member in other.members:
         current = merged.get(member.involvement_key)
         if current is None or member.version > current.version:
             merged[member.involvement_key] = member
-    return Team(into.person_id, tuple(sorted(merged.values(), key=_order)))
+    live = [
+        m
+        for m in merged.values()
+        if m.involvement_key not in tombs or m.version > tombs[m.involvement_key]
+    ]
+    return Team(into.person_id, tuple(sorted(live, key=_order)), tuple(sorted(tombs.items())))
 
 
 def prune(team: Team, now: dt.datetime, retention: dt.timedelta) -> Team:
-    """IG-6: forget involvements that ended longer ago than ``retention``."""
-    kept = tuple(m for m in team.members if m.ended_at is None or now - m.ended_at <= retention)
-    return team if len(kept) == len(team.members) else replace(team, members=kept)
+    """IG-6: forget involvements that ended longer ago than ``retention``, keeping only a
+    tombstone of their last version."""
+    expired = [m for m in team.members if m.ended_at is not None and now - m.ended_at > retention]
+    if not expired:
+        return team
+    gone = {m.involvement_key for m in expired}
+    tombs = dict(team.tombstones)
+    tombs.update((m.involvement_key, m.version) for m in expired)
+    kept = tuple(m for m in team.members if m.involvement_key not in gone)
+    return replace(team, members=kept, tombstones=tuple(sorted(tombs.items())))
