@@ -6,6 +6,14 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from core_builders import (
+    CHILD_ID,
+    CHILD_PERSONAL_DATA,
+    NOW,
+    involvement,
+    life_event,
+    team_of,
+)
 from involvement_hub import wire
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.model import (
@@ -21,14 +29,6 @@ from involvement_hub.core.policy import ContentLevel, Link, Policy, parse_policy
 from involvement_hub.core.routing import Decision, Outcome, route
 from involvement_hub.core.subscriptions import parse_rules
 from involvement_hub.core.team import Team, apply_involvement
-from core_builders import (
-    CHILD_ID,
-    CHILD_PERSONAL_DATA,
-    NOW,
-    involvement,
-    life_event,
-    team_of,
-)
 
 DAY = dt.timedelta(days=1)
 INGESTED = NOW - dt.timedelta(minutes=3)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core_builders import POLICY_FILE
 from involvement_hub.core.model import LawfulBasis, ServiceCategory, Urgency
 from involvement_hub.core.policy import (
     ContentLevel,
@@ -18,7 +19,6 @@ from involvement_hub.core.policy import (
     parse_policy,
 )
 from involvement_hub.errors import ConfigError, PolicyError
-from core_builders import POLICY_FILE
 
 ENTRY: dict[str, Any] = {
     "lawful_basis": "PUBLIC_TASK",

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core_builders import POLICY_FILE, RULES_DIR
 from involvement_hub.core.policy import Link, RecipientRole, all_kinds, load_policy, parse_policy
 from involvement_hub.core.subscriptions import load_rules, parse_rules
 from involvement_hub.errors import ConfigError, SubscriptionError
-from core_builders import POLICY_FILE, RULES_DIR
 
 POLICY = load_policy(POLICY_FILE)
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from core_builders import CHILD, CHILD_ID, NOW, POLICY_FILE, RULES_DIR, involvement, team_of
 from involvement_hub import wire
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.audit import DisclosureRecord, disclosure_record
@@ -42,7 +43,6 @@ from involvement_hub.core.routing import Outcome, route
 from involvement_hub.core.subscriptions import load_rules
 from involvement_hub.core.team import Team, apply_involvement
 from involvement_hub.synthetic import nhs_number
-from core_builders import CHILD, CHILD_ID, NOW, POLICY_FILE, RULES_DIR, involvement, team_of
 
 DAY = dt.timedelta(days=1)
 PARENT = PersonRef(identifiers=(Identifier("nhs_number", nhs_number(30)),), given_name="Sam")
