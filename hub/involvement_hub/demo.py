@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -73,10 +74,15 @@ def _practitioner(
     }
 
 
-def demo_records(now: dt.datetime, run: str) -> list[dict[str, Any]]:
-    """The story, in JSON form (one dict per ``hub publish`` line)."""
-    kit = _person(10, "LA-100201", "Kit", "Ashdown", dt.date(2017, 3, 14), upn_n=100201)
-    robin = _person(11, "LA-100202", "Robin", "Ashdown", dt.date(2022, 8, 2), upn_n=None)
+def demo_records(now: dt.datetime, run: str, family: int = 0) -> list[dict[str, Any]]:
+    """The story, in JSON form (one dict per ``hub publish`` line).
+
+    ``family`` numbers the synthetic family: each run uses a new one, so the story starts
+    from a clean slate even though the broker keeps the state of earlier runs.
+    """
+    n = 10 + 2 * family
+    kit = _person(n, f"LA-{100200 + n}", "Kit", "Ashdown", dt.date(2017, 3, 14), upn_n=100200 + n)
+    robin = _person(n + 1, f"LA-{100201 + n}", "Robin", "Ashdown", dt.date(2022, 8, 2), upn_n=None)
     social_worker = _practitioner(
         "SW-0042",
         "Alex Morgan",
@@ -296,7 +302,8 @@ def _wait_ready(
 
 def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
     run = uuid.uuid4().hex[:6]
-    records = demo_records(dt.datetime.now(dt.UTC).replace(microsecond=0), run)
+    family = random.randrange(100_000)  # a fresh synthetic family each run
+    records = demo_records(dt.datetime.now(dt.UTC).replace(microsecond=0), run, family)
     events = workdir / f"events-{run}.jsonl"
     events.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     registry = load_config(settings).registry

@@ -3,6 +3,7 @@ become alerts on ``hub.alerts`` for exactly the practitioners the rules and poli
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from conftest import WorkerProcess
@@ -152,3 +153,41 @@ def test_health_endpoints_answer(worker: WorkerProcess) -> None:
     assert worker.probe("/healthz") == 200
     assert worker.probe("/readyz") == 200
     assert "hub_worker_ready 1.0" in worker.metrics()
+
+
+async def test_a_restarted_worker_recovers_its_tables_and_routes_on_them(
+    worker: WorkerProcess,
+) -> None:
+    """The team (and the identity index) survive a restart: they are rebuilt from their
+    changelogs, so an event after the restart is routed on state from before it."""
+    settings = worker.settings
+    worker.start()
+    names = TopicNames.from_settings(settings)
+    child = person(24)
+    lead = practitioner("SW-4", "Alex Morgan", "social-care.northshire")
+    dsl = practitioner(
+        "DSL-4", "Sam Okafor", "oakfield-primary", role="designated safeguarding lead"
+    )
+    await publish_records(
+        settings,
+        [involvement(SOCIAL_CARE, "CIN-24", child, lead, involvement_id="SC-4", lead=True)],
+    )
+    assert len(await consume(settings.bootstrap, names.person, count=1)) == 1
+    await asyncio.sleep(2)  # let the worker commit and flush its changelogs
+    worker.stop()
+    worker.start()
+    # The school knows the child only by its UPN: identity must come from the recovered index.
+    only_upn = {**child, "identifiers": [child["identifiers"][1]]}
+    await publish_records(
+        settings,
+        [
+            involvement(
+                SCHOOL, "PUPIL-24", only_upn, dsl, involvement_id="SCH-4", category="EDUCATION"
+            )
+        ],
+    )
+    records = await settle_and_consume(settings.bootstrap, names.alerts, expected=1)
+    assert [
+        (json.loads(r.value)["recipient_id"], json.loads(r.value)["case_ref"]) for r in records
+    ] == [(f"{SOCIAL_CARE}/SW-4", "CIN-24")]
+    assert "Error in recovery" not in worker.log_tail(400)

@@ -18,10 +18,12 @@ unexpected one is counted, logged without payload, and the message quarantined.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
 from mode import Service  # noqa: TID251 - Faust's service library, same seam
@@ -57,6 +59,47 @@ def utc_now() -> dt.datetime:
 
 
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class ValueCodec(Generic[V]):
+    encode: Callable[[V], bytes]
+    decode: Callable[[bytes], V]
+
+
+_str_codec: ValueCodec[str] = ValueCodec(lambda v: v.encode("utf-8"), lambda b: b.decode("utf-8"))
+_json_codec: ValueCodec[Any] = ValueCodec(
+    lambda v: json.dumps(v, separators=(",", ":")).encode("utf-8"), json.loads
+)
+
+
+class Encoded(MutableMapping[str, V]):
+    """A Faust table of bytes seen as a mapping of decoded values."""
+
+    def __init__(self, table: Any, codec: ValueCodec[V]) -> None:
+        self._table = table
+        self._codec = codec
+
+    def __getitem__(self, key: str) -> V:
+        return self._codec.decode(self._table[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self._table.get(key)
+        return default if raw is None else self._codec.decode(raw)
+
+    def __setitem__(self, key: str, value: V) -> None:
+        self._table[key] = self._codec.encode(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
 
 
 class HubApp:
@@ -116,13 +159,15 @@ class HubApp:
         self.alerts_topic = app.topic(names.alerts, partitions=n, **_RAW)
         self.audit_topic = app.topic(names.audit, partitions=n, **_RAW)
         self.delivery_topic = app.topic(names.delivery, partitions=n, **_RAW)
-        # Keys are text (JSON-encoded by Faust); bytes values are stored as they are.
+        # Every table stores bytes that this module encodes: Faust would otherwise treat a
+        # value type as one of its models and fail to rebuild it from the changelog.
         table: Callable[..., Any] = app.Table
+        text = {"key_type": str, "value_type": bytes}
         # Identity state lives on the resolver's single partition.
-        self.person_of = table("identity-person-of", partitions=1, key_type=str, value_type=str)
-        self.keys_of = table("identity-keys-of", partitions=1, key_type=str, value_type=list)
-        self.teams = table("teams", partitions=n, key_type=str, value_type=bytes)
-        self.outbox = table("outbox", partitions=n, key_type=str, value_type=dict)
+        self.person_of = Encoded(table("identity-person-of", partitions=1, **text), _str_codec)
+        self.keys_of = Encoded(table("identity-keys-of", partitions=1, **text), _json_codec)
+        self.teams = table("teams", partitions=n, **text)
+        self.outbox = Encoded(table("outbox", partitions=n, **text), _json_codec)
         app.agent(self.ingest_topic, name="ingest", concurrency=1)(self._ingest_agent)
         app.agent(self.identity_topic, name="resolver", concurrency=1)(self._resolver_agent)
         app.agent(self.person_topic, name="person", concurrency=1)(self._person_agent)
