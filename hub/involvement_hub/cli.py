@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from involvement_hub.errors import ConfigError, ContractError, HubError, LocalKafkaError
 from involvement_hub.settings import Settings
@@ -106,6 +108,66 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _team(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.queries import team_view
+    from involvement_hub.reports import team_report
+
+    view = asyncio.run(team_view(settings, args.identifier))
+    print(team_report(view, show_sensitive=args.include_sensitive))
+    return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.queries import disclosures, former_ids, identity_log, person_for
+    from involvement_hub.reports import audit_report
+
+    async def gather() -> list[Any]:
+        records = list(await disclosures(settings))
+        if args.person:
+            ids = former_ids(await person_for(settings, args.person), await identity_log(settings))
+            records = [r for r in records if r.person_id in ids or r.about_person_id in ids]
+        if args.practitioner:
+            records = [r for r in records if r.recipient_id == args.practitioner]
+        if args.since:
+            records = [r for r in records if r.decided_at.date() >= args.since]
+        return records
+
+    if not (args.person or args.practitioner):
+        _say("hub audit: give --person scheme:value or --practitioner agency/practitioner_id")
+        return EXIT_CONFIG
+    print(audit_report(asyncio.run(gather())))
+    return EXIT_OK
+
+
+def _identity(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.queries import identity_log, open_candidates
+    from involvement_hub.reports import candidates_report
+
+    candidates = open_candidates(asyncio.run(identity_log(settings)))
+    if args.action == "candidates":
+        print(candidates_report(candidates))
+        return EXIT_OK
+    if not args.candidate or not args.steward or not args.reason:
+        _say(f"hub identity {args.action}: give CANDIDATE_ID, --steward and --reason")
+        return EXIT_CONFIG
+    if args.candidate not in {c.candidate.candidate_id for c in candidates}:
+        _say(f"hub identity {args.action}: {args.candidate} is not an open candidate")
+        return EXIT_PARTIAL
+    from involvement_hub.stewardship import send_decision
+
+    asyncio.run(
+        send_decision(
+            settings,
+            args.candidate,
+            confirm=args.action == "confirm",
+            steward=args.steward,
+            reason=args.reason,
+        )
+    )
+    print(f"{args.action} of {args.candidate} recorded; the resolver applies it in order")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub",
@@ -130,6 +192,26 @@ def build_parser() -> argparse.ArgumentParser:
     add("mailbox", _mailbox, "run the local SMTP mailbox that keeps messages as files")
     add("topics", _topics, "create any missing hub topics")
     add("check", _check, "validate the schemas, governance policy and subscription rules")
+    team = add("team", _team, "print the team around a person, their family links and household")
+    team.add_argument("identifier", help="scheme:value, for example nhs_number:9990000018")
+    team.add_argument(
+        "--include-sensitive", action="store_true", help="also show unconsented sensitive services"
+    )
+    audit = add("audit", _audit, "who was told what, when and why: the disclosure audit")
+    audit.add_argument(
+        "--person", metavar="SCHEME:VALUE", help="decisions about this person (any former id too)"
+    )
+    audit.add_argument(
+        "--practitioner", metavar="AGENCY/ID", help="decisions about alerts to this practitioner"
+    )
+    audit.add_argument(
+        "--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="only from this date"
+    )
+    identity = add("identity", _identity, "probable identity matches for data stewards")
+    identity.add_argument("action", choices=("candidates", "confirm", "reject"))
+    identity.add_argument("candidate", nargs="?", help="the candidate id (confirm, reject)")
+    identity.add_argument("--steward", help="who decides (recorded in the identity log)")
+    identity.add_argument("--reason", help="why (recorded in the identity log)")
     demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
     demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
     return parser

@@ -37,6 +37,8 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
     specs += [
         TopicSpec(names.quarantine, 1, {"retention.ms": str(30 * _DAY_MS)}),
         TopicSpec(names.identity, 1, {"retention.ms": str(30 * _DAY_MS)}),
+        TopicSpec(names.identity_log, 1, {"retention.ms": "-1"}),
+        TopicSpec(names.household, n, short),
         TopicSpec(names.person, n, short),
         TopicSpec(names.alerts, n, short),
         TopicSpec(names.delivery, n, {"retention.ms": str(90 * _DAY_MS)}),

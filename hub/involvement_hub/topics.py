@@ -48,6 +48,16 @@ class TopicNames:
         return self._hub("identity")
 
     @property
+    def identity_log(self) -> str:
+        """Merges, probable-match candidates and steward decisions, for stewards and audit."""
+        return self._hub("identity.log")
+
+    @property
+    def household(self) -> str:
+        """Keyed by UPRN: each household's membership lives on one partition."""
+        return self._hub("household")
+
+    @property
     def person(self) -> str:
         """Keyed by hub person id: each person's partition holds its own state."""
         return self._hub("person")

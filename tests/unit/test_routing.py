@@ -23,6 +23,7 @@ from core_builders import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from involvement_hub import wire
+from involvement_hub.core.family import PersonState
 from involvement_hub.core.messages import PersonEvent
 from involvement_hub.core.model import (
     Event,
@@ -32,7 +33,7 @@ from involvement_hub.core.model import (
     ServiceCategory,
     Urgency,
 )
-from involvement_hub.core.person_stage import on_person_message
+from involvement_hub.core.person_stage import Context, on_person_message
 from involvement_hub.core.policy import Link, Policy, RecipientRole, load_policy, parse_policy
 from involvement_hub.core.routing import Decision, Outcome, Suppression, route
 from involvement_hub.core.subscriptions import SubscriptionRules, load_rules, parse_rules
@@ -498,16 +499,14 @@ def reveals_unconsented_involvement(event: Event, after: Team, recipient_agency:
 def test_no_history_sends_against_ig2_or_ig3_and_every_decision_is_audited(
     history: list[tuple[Any, ...]],
 ) -> None:
-    team: Team | None = None
-    retention = 90 * DAY
+    state: PersonState | None = None
+    context = Context(POLICY, RULES, 90 * DAY, NOW)
     for index, step in enumerate(history):
         event = event_for(index, step)
         message = PersonEvent(event, CHILD_ID, (), NOW)
-        result = on_person_message(
-            message, team, policy=POLICY, rules=RULES, retention=retention, now=NOW
-        )
-        assert result.team is not None
-        after = result.team
+        result = on_person_message(message, state, context)
+        assert result.state is not None
+        after = result.state.team
         # IG-5: one audit record per decision, sends and suppressions alike.
         assert len(result.audit) == len(result.decisions)
         assert [(r.recipient_id, r.outcome, r.alert_id) for r in result.audit] == [
@@ -546,7 +545,7 @@ def test_no_history_sends_against_ig2_or_ig3_and_every_decision_is_audited(
                     and m.current
                     for m in after.members
                 ), f"{alert.recipient_id} shown an unshareable involvement"
-        team = after
+        state = result.state
 
 
 def test_the_property_generator_reaches_sends_and_suppressions() -> None:
@@ -557,17 +556,14 @@ def test_the_property_generator_reaches_sends_and_suppressions() -> None:
         ("involvement", 3, STARTED, False, None, 10),
         ("life", LifeEventKind.MISSING_EPISODE, "northshire-police", Urgency.URGENT, 1),
     ]
-    team: Team | None = None
+    state: PersonState | None = None
     seen: set[tuple[str, str | None]] = set()
     for index, step in enumerate(history):
         result = on_person_message(
             PersonEvent(event_for(index, step), CHILD_ID, (), NOW),
-            team,
-            policy=POLICY,
-            rules=RULES,
-            retention=90 * DAY,
-            now=NOW,
+            state,
+            Context(POLICY, RULES, 90 * DAY, NOW),
         )
         seen |= {(d.outcome.value, d.suppression and d.suppression.value) for d in result.decisions}
-        team = result.team
+        state = result.state
     assert seen == {("SEND", None), ("SUPPRESS", Suppression.SENSITIVE_WITHOUT_CONSENT.value)}

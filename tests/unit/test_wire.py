@@ -11,6 +11,7 @@ from core_builders import CHILD, CHILD_ID, NOW, POLICY_FILE, RULES_DIR, involvem
 from involvement_hub import wire
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.audit import DisclosureRecord, disclosure_record
+from involvement_hub.core.family import PersonState
 from involvement_hub.core.messages import (
     DeliveryOutcome,
     FanOut,
@@ -102,10 +103,13 @@ def test_nested_unions_carry_their_class_name() -> None:
 
 PERSON_MESSAGES: dict[str, PersonMessage] = {
     "person-event": PersonEvent(INVOLVEMENT, CHILD_ID, (("P-PARENT", "PARENT"),), NOW),
-    "fan-out": FanOut(LIFE, CHILD_ID, "P-PARENT", Link.PARENT, NOW),
+    "fan-out": FanOut(LIFE, CHILD_ID, "P-PARENT", Link.PARENT, True, None, NOW),
+    "fan-out-onwards": FanOut(
+        LIFE, CHILD_ID, "P-PARTNER", Link.PARTNER, False, Link.PARENTS_PARTNER, NOW
+    ),
     "merge": Merge("P-FROM", CHILD_ID),
-    "handover": Handover("P-FROM", CHILD_ID, TEAM),
-    "empty-handover": Handover("P-FROM", CHILD_ID, Team("P-FROM")),
+    "handover": Handover("P-FROM", CHILD_ID, PersonState(CHILD_ID, TEAM)),
+    "empty-handover": Handover("P-FROM", CHILD_ID, PersonState.empty("P-FROM")),
 }
 
 

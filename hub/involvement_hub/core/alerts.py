@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .model import Event, InvolvementEvent, LifeEvent, Urgency
+from .model import Event, InvolvementEvent, LifeEvent, RelationshipEvent, Urgency
 from .policy import ContentLevel, Link, RecipientRole
 from .routing import Decision, Outcome
 from .team import Team, TeamMember
@@ -20,14 +20,18 @@ from .team import Team, TeamMember
 _LINK_PHRASE = {
     Link.SELF: "about the child",
     Link.PARENT: "about a parent of the child",
+    Link.CHILD: "about a child of this person",
     Link.SIBLING: "about a sibling of the child",
-    Link.PARTNER: "about a parent's partner",
+    Link.PARTNER: "about this person's partner",
+    Link.PARENTS_PARTNER: "about a parent's partner",
     Link.CARER: "about a carer of the child",
+    Link.CARED_FOR: "about someone this person cares for",
     Link.HOUSEHOLD_MEMBER: "about a household member",
 }
 _ROLE_PHRASE = {
     RecipientRole.LEAD_PRACTITIONER: "you are the lead practitioner for this child",
     RecipientRole.TEAM_MEMBER: "you work with this child",
+    RecipientRole.EXPLICIT_SUBSCRIBER: "you asked to be told about this child, and work with them",
 }
 
 
@@ -152,5 +156,7 @@ def _changes(event: Event) -> tuple[tuple[str, str], ...]:
         return tuple(rows)
     if isinstance(event, LifeEvent):
         return tuple((k.replace("_", " ").capitalize(), v) for k, v in event.details)
-    change = f"{event.relationship.value.lower()} {event.change.value.lower()}"
-    return (("Relationship", change),)
+    if isinstance(event, RelationshipEvent):
+        change = f"{event.relationship.value.lower()} {event.change.value.lower()}"
+        return (("Relationship", change),)
+    return ()

@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .model import Identifier
@@ -117,7 +117,7 @@ class Resolution:
 def resolve(
     keys: Iterable[str],
     person_of: Mapping[str, str],
-    keys_of: Mapping[str, tuple[str, ...]],
+    keys_of: Mapping[str, Sequence[str]],
     secret: bytes,
 ) -> Resolution:
     """Link a record's keys to the known persons that share any of them.

@@ -9,17 +9,36 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from .family import Edge, PersonState, Stamp
 from .model import Event
 from .policy import Link
-from .team import Team
+
+# -- to the identity resolver (hub.identity, one partition) ---------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ToResolve:
-    """ingest -> identity resolver (one ordered partition)."""
+    """ingest -> resolver: a decoded event whose persons need hub ids."""
 
     event: Event
     ingested_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StewardDecision:
+    """A data steward confirms or rejects a probable match (``hub identity``)."""
+
+    candidate_id: str
+    confirm: bool
+    steward: str
+    reason: str
+    decided_at: dt.datetime
+
+
+IdentityMessage = ToResolve | StewardDecision
+
+
+# -- to a person's partition (hub.person, keyed by hub person id) ---------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +53,39 @@ class PersonEvent:
 
 @dataclass(frozen=True, slots=True)
 class FanOut:
-    """An event about ``about_person_id`` that reaches the child ``person_id`` via ``link``."""
+    """An event about ``about_person_id`` that reaches ``person_id`` through ``link``.
+
+    ``route``: tell this person's team. ``expand``: pass it one step further, to this
+    person's children (``PARENTS_PARTNER`` after a ``PARTNER`` step; ``SIBLING`` after a
+    ``CHILD`` step).
+    """
 
     event: Event
     person_id: str
     about_person_id: str
     link: Link
+    route: bool
+    expand: Link | None
     ingested_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeUpdate:
+    """Record a family or household edge on ``person_id``'s side."""
+
+    person_id: str
+    edge: Edge
+
+
+@dataclass(frozen=True, slots=True)
+class SetHousehold:
+    """Move ``person_id`` to ``uprn`` (None: left). ``only_from``: only if now at that UPRN."""
+
+    person_id: str
+    uprn: str | None
+    version: Stamp
+    observed: bool
+    only_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +102,42 @@ class Handover:
 
     from_id: str
     into_id: str
-    team: Team
+    state: PersonState
 
 
-PersonMessage = PersonEvent | FanOut | Merge | Handover
+@dataclass(frozen=True, slots=True)
+class RenameNeighbour:
+    """-> a neighbour of a merged person: point your edges at the surviving id."""
+
+    person_id: str
+    from_id: str
+    into_id: str
+
+
+PersonMessage = (
+    PersonEvent | FanOut | EdgeUpdate | SetHousehold | Merge | Handover | RenameNeighbour
+)
+
+
+# -- to a household's partition (hub.household, keyed by UPRN) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdChange:
+    uprn: str
+    person_id: str
+    joined: bool
+    version: Stamp
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdRename:
+    uprn: str
+    from_id: str
+    into_id: str
+
+
+HouseholdMessage = HouseholdChange | HouseholdRename
 
 
 @dataclass(frozen=True, slots=True)

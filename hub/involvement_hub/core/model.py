@@ -178,6 +178,15 @@ class Practitioner:
 
 
 @dataclass(frozen=True, slots=True)
+class SafeguardingOverride:
+    """A recorded decision that an involvement must be shared for a child's safety."""
+
+    authorised_by: str
+    reason: str
+    authorised_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class InvolvementEvent:
     envelope: Envelope
     involvement_id: str
@@ -190,6 +199,7 @@ class InvolvementEvent:
     started_on: dt.date
     ended_on: dt.date | None = None
     end_reason: str | None = None
+    safeguarding_override: SafeguardingOverride | None = None
 
     @property
     def kind(self) -> str:
@@ -228,4 +238,25 @@ class RelationshipEvent:
         return f"RELATIONSHIP_{self.change.value}"
 
 
-Event = InvolvementEvent | LifeEvent | RelationshipEvent
+class SubscriptionChange(StrEnum):
+    STARTED = "STARTED"
+    ENDED = "ENDED"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionEvent:
+    """A practitioner asks (or stops asking) to be told about the subject explicitly."""
+
+    envelope: Envelope
+    subscription_id: str
+    change: SubscriptionChange
+    practitioner: Practitioner
+    kinds: tuple[str, ...]
+    reason: str
+
+    @property
+    def kind(self) -> str:
+        return f"SUBSCRIPTION_{self.change.value}"
+
+
+Event = InvolvementEvent | LifeEvent | RelationshipEvent | SubscriptionEvent

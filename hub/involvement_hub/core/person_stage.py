@@ -1,82 +1,333 @@
 """The per-person stage: one message, one person's state, and what follows from it.
 
 Runs on the partition of the person the message is keyed by. Pure: the adapter reads the
-person's team, calls :func:`on_person_message`, writes back ``team`` and emits the rest.
+person's state, calls :func:`on_person_message`, writes back ``state`` and sends the rest:
+alerts, disclosure records, messages to other persons' partitions (fan-out, edges,
+handovers) and household changes (repartitioned by UPRN).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .alerts import Alert, build_alert
 from .audit import DisclosureRecord, disclosure_record
-from .messages import FanOut, Handover, Merge, PersonEvent, PersonMessage
-from .model import InvolvementEvent
+from .family import (
+    RELATIONSHIP,
+    Edge,
+    PersonState,
+    Stamp,
+    inverse,
+    merge_states,
+    related_link,
+    relationship_link,
+    rename_other,
+    set_edge,
+    set_household,
+    set_subscription,
+)
+from .messages import (
+    EdgeUpdate,
+    FanOut,
+    Handover,
+    HouseholdChange,
+    HouseholdMessage,
+    HouseholdRename,
+    Merge,
+    PersonEvent,
+    PersonMessage,
+    RenameNeighbour,
+    SetHousehold,
+)
+from .model import (
+    Event,
+    InvolvementEvent,
+    LifeEvent,
+    LifeEventKind,
+    RelationshipChange,
+    RelationshipEvent,
+    RelationshipToSubject,
+    SubscriptionEvent,
+)
 from .policy import Link, Policy
 from .routing import Decision, Outcome, route
 from .subscriptions import SubscriptionRules
-from .team import Freshness, Team, apply_involvement, freshness, merge_teams, prune
+from .team import Freshness, apply_involvement, freshness, prune
+
+# Links through which an event continues one more step, to the linked person's children.
+_EXPANSIONS = {Link.PARTNER: Link.PARENTS_PARTNER, Link.CHILD: Link.SIBLING}
+# A child reached several ways is told through the closest link only.
+_LINK_ORDER = (
+    Link.PARENT,
+    Link.CARER,
+    Link.SIBLING,
+    Link.PARENTS_PARTNER,
+    Link.PARTNER,
+    Link.HOUSEHOLD_MEMBER,
+    Link.CHILD,
+    Link.CARED_FOR,
+)
+# Life events whose related persons end an edge rather than assert one.
+_ENDING = {
+    LifeEventKind.HOUSEHOLD_MEMBER_LEFT: Link.HOUSEHOLD_MEMBER,
+    LifeEventKind.PARENTAL_SEPARATION: Link.PARTNER,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class PersonStep:
-    """The outcome of one message. ``team`` None means: delete this person's state."""
+    """The outcome of one message. ``state`` None means: delete this person's state."""
 
-    team: Team | None
+    state: PersonState | None
     decisions: tuple[Decision, ...] = ()
     alerts: tuple[Alert, ...] = ()
     audit: tuple[DisclosureRecord, ...] = ()
     forward: tuple[tuple[str, PersonMessage], ...] = ()  # (key, message) to hub.person
+    households: tuple[tuple[str, HouseholdMessage], ...] = ()  # (UPRN, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    policy: Policy
+    rules: SubscriptionRules
+    retention: dt.timedelta
+    now: dt.datetime
 
 
 def on_person_message(
-    message: PersonMessage,
-    team: Team | None,
-    *,
-    policy: Policy,
-    rules: SubscriptionRules,
-    retention: dt.timedelta,
-    now: dt.datetime,
+    message: PersonMessage, state: PersonState | None, ctx: Context
 ) -> PersonStep:
     if isinstance(message, Merge):
-        current = team or Team(message.from_id)
-        handover = Handover(message.from_id, message.into_id, current)
-        return PersonStep(team=None, forward=((message.into_id, handover),))
+        current = state or PersonState.empty(message.from_id)
+        return PersonStep(
+            state=None,
+            forward=((message.into_id, Handover(message.from_id, message.into_id, current)),),
+        )
     if isinstance(message, Handover):
-        base = team or Team(message.into_id)
-        return PersonStep(team=merge_teams(base, message.team))
+        return _absorb(message, state)
     person_id = message.person_id
-    before = prune(team or Team(person_id), now, retention)
-    if isinstance(message, PersonEvent):
-        event = message.event
-        after = before
-        if isinstance(event, InvolvementEvent):
-            if freshness(before, event) is Freshness.STALE:
-                # Older than what the team already shows: not news to anyone. (A replay of
-                # the same event is routed again; its alert ids are the same, so the outbox
-                # keeps it from reaching an inbox twice.)
-                return PersonStep(team=before)
-            after = apply_involvement(before, event)
-        about, link = person_id, Link.SELF
-    else:
-        assert isinstance(message, FanOut)
-        event, after, about, link = message.event, before, message.about_person_id, message.link
-    decisions = route(
+    current = state or PersonState.empty(person_id)
+    if isinstance(message, RenameNeighbour):
+        return PersonStep(state=rename_other(current, message.from_id, message.into_id))
+    if isinstance(message, EdgeUpdate):
+        return PersonStep(state=set_edge(current, message.edge))
+    if isinstance(message, SetHousehold):
+        return _move(current, message)
+    current = replace(current, team=prune(current.team, ctx.now, ctx.retention))
+    if isinstance(message, FanOut):
+        return _fan_out_arrives(message, current, ctx)
+    return _event(message, current, ctx)
+
+
+def _absorb(message: Handover, state: PersonState | None) -> PersonStep:
+    into = state or PersonState.empty(message.into_id)
+    handed = rename_other(message.state, message.from_id, message.into_id)
+    merged = rename_other(merge_states(into, handed), message.from_id, message.into_id)
+    forward: list[tuple[str, PersonMessage]] = [
+        (other, RenameNeighbour(other, message.from_id, message.into_id))
+        for other in sorted({e.other_id for e in message.state.edges})
+        if other != message.into_id
+    ]
+    households: list[tuple[str, HouseholdMessage]] = []
+    if message.state.household is not None and message.state.household.uprn:
+        uprn = message.state.household.uprn
+        households.append((uprn, HouseholdRename(uprn, message.from_id, message.into_id)))
+    return PersonStep(state=merged, forward=tuple(forward), households=tuple(households))
+
+
+def _move(state: PersonState, message: SetHousehold) -> PersonStep:
+    if message.only_from is not None and (
+        state.household is None or state.household.uprn != message.only_from
+    ):
+        return PersonStep(state=state)
+    moved, changed = set_household(state, message.uprn, message.version, observed=message.observed)
+    return PersonStep(
+        state=moved, households=_household_changes(state.person_id, changed, message.version)
+    )
+
+
+def _household_changes(
+    person_id: str, changed: tuple[str | None, str | None] | None, version: Stamp
+) -> tuple[tuple[str, HouseholdMessage], ...]:
+    if changed is None:
+        return ()
+    old, new = changed
+    out: list[tuple[str, HouseholdMessage]] = []
+    if old:
+        out.append((old, HouseholdChange(old, person_id, False, version)))
+    if new:
+        out.append((new, HouseholdChange(new, person_id, True, version)))
+    return tuple(out)
+
+
+def _event(message: PersonEvent, state: PersonState, ctx: Context) -> PersonStep:
+    event = message.event
+    person_id = message.person_id
+    before = state
+    if isinstance(event, SubscriptionEvent):
+        return PersonStep(state=set_subscription(state, event))
+    if isinstance(event, InvolvementEvent):
+        if freshness(state.team, event) is Freshness.STALE:
+            # Older than what the team already shows: not news to anyone. (A replay of the
+            # same event is routed again; its alert ids are the same, so the outbox keeps
+            # it from reaching an inbox twice.)
+            return PersonStep(state=state)
+        state = replace(state, team=apply_involvement(state.team, event))
+    stamp: Stamp = (event.envelope.occurred_at, event.envelope.key)
+    state, forward, households = _family_facts(message, state, stamp)
+    decisions = _route(event, person_id, person_id, Link.SELF, before, state, ctx)
+    forward.extend(_fan_out(event, before, state, ctx, message))
+    return _step(state, event, decisions, ctx, message.ingested_at, forward, households)
+
+
+def _family_facts(
+    message: PersonEvent, state: PersonState, stamp: Stamp
+) -> tuple[PersonState, list[tuple[str, PersonMessage]], list[tuple[str, HouseholdMessage]]]:
+    """Edges and household moves that the event states, on both sides of each link."""
+    event = message.event
+    forward: list[tuple[str, PersonMessage]] = []
+    households: list[tuple[str, HouseholdMessage]] = []
+
+    def link(other_id: str, mine: Link, active: bool) -> None:
+        nonlocal state
+        state = set_edge(state, Edge(other_id, mine, active, stamp, RELATIONSHIP))
+        theirs = Edge(state.person_id, inverse(mine), active, stamp, RELATIONSHIP)
+        forward.append((other_id, EdgeUpdate(other_id, theirs)))
+
+    address = event.envelope.subject.address
+    if address is not None and address.uprn:
+        state, changed = set_household(state, address.uprn, stamp, observed=True)
+        households.extend(_household_changes(state.person_id, changed, stamp))
+    if isinstance(event, RelationshipEvent) and message.related:
+        other_id = message.related[0][0]
+        link(
+            other_id,
+            relationship_link(event.relationship),
+            event.change is RelationshipChange.STARTED,
+        )
+    elif isinstance(event, LifeEvent):
+        ending = _ENDING.get(event.life_event_kind)
+        for other_id, relationship in message.related:
+            theirs = related_link(RelationshipToSubject(relationship))
+            if theirs is not None and theirs is not ending:
+                link(other_id, inverse(theirs), True)
+            if ending is not None:
+                link(other_id, ending, False)
+            if event.life_event_kind is LifeEventKind.HOUSEHOLD_MEMBER_JOINED:
+                link(other_id, Link.HOUSEHOLD_MEMBER, True)
+                if state.household is not None and state.household.uprn:
+                    forward.append(
+                        (other_id, SetHousehold(other_id, state.household.uprn, stamp, False))
+                    )
+            elif (
+                event.life_event_kind is LifeEventKind.HOUSEHOLD_MEMBER_LEFT
+                and state.household is not None
+            ):
+                uprn = state.household.uprn
+                forward.append(
+                    (other_id, SetHousehold(other_id, None, stamp, False, only_from=uprn))
+                )
+        if event.life_event_kind is LifeEventKind.ADDRESS_CHANGED and event.new_address is not None:
+            state, changed = set_household(state, event.new_address.uprn, stamp, observed=False)
+            households.extend(_household_changes(state.person_id, changed, stamp))
+    return state, forward, households
+
+
+def _fan_out(
+    event: Event, before: PersonState, after: PersonState, ctx: Context, message: PersonEvent
+) -> list[tuple[str, PersonMessage]]:
+    """One FanOut per linked person the policy lets this kind of event reach."""
+    entry = ctx.policy.for_kind(event.kind)
+    if entry is None or not entry.fan_out:
+        return []
+    links: dict[str, set[Link]] = {}
+    for state in (before, after):
+        for other, kinds in state.links().items():
+            links.setdefault(other, set()).update(kinds)
+    out: list[tuple[str, PersonMessage]] = []
+    for other in sorted(links):
+        for link in sorted(links[other], key=_LINK_ORDER.index):
+            route_here = link in entry.fan_out
+            expand = _EXPANSIONS.get(link)
+            expand = expand if expand is not None and expand in entry.fan_out else None
+            if route_here or expand is not None:
+                fan = FanOut(
+                    event, other, after.person_id, link, route_here, expand, message.ingested_at
+                )
+                out.append((other, fan))
+                break
+    return out
+
+
+def _fan_out_arrives(message: FanOut, state: PersonState, ctx: Context) -> PersonStep:
+    decisions: tuple[Decision, ...] = ()
+    if message.route:
+        decisions = _route(
+            message.event, state.person_id, message.about_person_id, message.link, state, state, ctx
+        )
+    forward: list[tuple[str, PersonMessage]] = []
+    if message.expand is not None:
+        for child, links in sorted(state.links().items()):
+            if child == message.about_person_id or not links & {Link.PARENT, Link.CARER}:
+                continue
+            onward = FanOut(
+                message.event,
+                child,
+                message.about_person_id,
+                message.expand,
+                True,
+                None,
+                message.ingested_at,
+            )
+            forward.append((child, onward))
+    return _step(state, message.event, decisions, ctx, message.ingested_at, forward, [])
+
+
+def _route(
+    event: Event,
+    person_id: str,
+    about: str,
+    link: Link,
+    before: PersonState,
+    after: PersonState,
+    ctx: Context,
+) -> tuple[Decision, ...]:
+    if isinstance(event, SubscriptionEvent):
+        return ()
+    return route(
         event,
         person_id=person_id,
         about_person_id=about,
         link=link,
-        before=before,
-        after=after,
-        policy=policy,
-        rules=rules,
-        now=now,
+        before=before.team,
+        after=after.team,
+        policy=ctx.policy,
+        rules=ctx.rules,
+        now=ctx.now,
+        subscriptions=after.subscriptions,
     )
+
+
+def _step(
+    state: PersonState,
+    event: Event,
+    decisions: tuple[Decision, ...],
+    ctx: Context,
+    ingested_at: dt.datetime,
+    forward: list[tuple[str, PersonMessage]],
+    households: list[tuple[str, HouseholdMessage]],
+) -> PersonStep:
     alerts = tuple(
-        build_alert(d, event, after, now=now, ingested_at=message.ingested_at)
+        build_alert(d, event, state.team, now=ctx.now, ingested_at=ingested_at)
         for d in decisions
         if d.outcome is Outcome.SEND
     )
-    audit = tuple(disclosure_record(d, now) for d in decisions)
-    return PersonStep(team=after, decisions=decisions, alerts=alerts, audit=audit)
+    return PersonStep(
+        state=state,
+        decisions=decisions,
+        alerts=alerts,
+        audit=tuple(disclosure_record(d, ctx.now) for d in decisions),
+        forward=tuple(forward),
+        households=tuple(households),
+    )

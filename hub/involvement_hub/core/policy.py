@@ -23,6 +23,7 @@ from .model import (
     LifeEventKind,
     RelationshipChange,
     ServiceCategory,
+    SubscriptionChange,
     Urgency,
 )
 
@@ -46,16 +47,26 @@ class RecipientRole(StrEnum):
 
     LEAD_PRACTITIONER = "LEAD_PRACTITIONER"  # leads an active involvement with the child
     TEAM_MEMBER = "TEAM_MEMBER"  # holds another active involvement with the child
+    # asked to be told, with a stated reason; told only while also holding an active
+    # involvement with the child (self-subscription alone never qualifies)
+    EXPLICIT_SUBSCRIBER = "EXPLICIT_SUBSCRIBER"
 
 
 class Link(StrEnum):
-    """How the person an event is about relates to the child whose team is told."""
+    """How the person an event is about relates to the person whose team is told.
+
+    ``PARENT`` reads: the event is about a parent of the child. Family edges are stored
+    the same way round on the partition of the person the event is about.
+    """
 
     SELF = "SELF"  # the event is about the child
     PARENT = "PARENT"
+    CHILD = "CHILD"
     SIBLING = "SIBLING"
     PARTNER = "PARTNER"
+    PARENTS_PARTNER = "PARENTS_PARTNER"  # a parent's (or carer's) partner
     CARER = "CARER"
+    CARED_FOR = "CARED_FOR"
     HOUSEHOLD_MEMBER = "HOUSEHOLD_MEMBER"
 
 
@@ -63,7 +74,8 @@ def all_kinds() -> tuple[str, ...]:
     """Every event kind an agency can send: policy must decide on each it wants routed."""
     involvement = [f"INVOLVEMENT_{c.value}" for c in InvolvementChange]
     relationship = [f"RELATIONSHIP_{c.value}" for c in RelationshipChange]
-    return (*involvement, *(k.value for k in LifeEventKind), *relationship)
+    subscription = [f"SUBSCRIPTION_{c.value}" for c in SubscriptionChange]
+    return (*involvement, *(k.value for k in LifeEventKind), *relationship, *subscription)
 
 
 @dataclass(frozen=True, slots=True)

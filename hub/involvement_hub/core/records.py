@@ -31,12 +31,18 @@ from .model import (
     RelationshipEvent,
     RelationshipKind,
     RelationshipToSubject,
+    SafeguardingOverride,
     Service,
     ServiceCategory,
     ServiceLevel,
     Source,
+    SubscriptionChange,
+    SubscriptionEvent,
     Urgency,
 )
+from .policy import all_kinds
+
+_KNOWN_KINDS = frozenset(all_kinds())
 
 MAX_DETAILS = 20
 MAX_DETAIL_CHARS = 200
@@ -46,6 +52,8 @@ NO_USABLE_IDENTIFIER = "no_usable_identifier"
 DETAILS_TOO_LARGE = "details_too_large"
 TOO_MANY_RELATED = "too_many_related"
 UNKNOWN_RECORD_TYPE = "unknown_record_type"
+SUBSCRIPTION_WITHOUT_REASON = "subscription_without_reason"
+UNKNOWN_KIND = "unknown_kind"
 
 
 def event_from_record(name: str, record: Mapping[str, Any]) -> Event:
@@ -62,6 +70,8 @@ def event_from_record(name: str, record: Mapping[str, Any]) -> Event:
             related_person=_person(record["related_person"], "related_person"),
             change=RelationshipChange(record["change"]),
         )
+    if name == "Subscription":
+        return _subscription(envelope, record)
     raise RejectedEvent(UNKNOWN_RECORD_TYPE, f"no domain mapping for {name}")
 
 
@@ -114,21 +124,52 @@ def _involvement(envelope: Envelope, record: Mapping[str, Any]) -> InvolvementEv
             category=ServiceCategory(service["category"]),
             level=ServiceLevel(service["level"]),
         ),
-        practitioner=Practitioner(
-            practitioner_id=practitioner["practitioner_id"],
-            name=practitioner["name"],
-            role=practitioner["role"],
-            email=practitioner["email"],
-            phone=practitioner.get("phone"),
-            team=practitioner.get("team"),
-            out_of_hours_phone=practitioner.get("out_of_hours_phone"),
-        ),
+        practitioner=_practitioner(practitioner),
         is_lead=bool(record["is_lead"]),
         lawful_basis=LawfulBasis(record["lawful_basis"]),
         consent_to_share=record.get("consent_to_share"),
         started_on=record["started_on"],
         ended_on=record.get("ended_on"),
         end_reason=record.get("end_reason"),
+        safeguarding_override=_override(record.get("safeguarding_override")),
+    )
+
+
+def _practitioner(raw: Mapping[str, Any]) -> Practitioner:
+    return Practitioner(
+        practitioner_id=raw["practitioner_id"],
+        name=raw["name"],
+        role=raw["role"],
+        email=raw["email"],
+        phone=raw.get("phone"),
+        team=raw.get("team"),
+        out_of_hours_phone=raw.get("out_of_hours_phone"),
+    )
+
+
+def _override(raw: Mapping[str, Any] | None) -> SafeguardingOverride | None:
+    if raw is None:
+        return None
+    return SafeguardingOverride(raw["authorised_by"], raw["reason"], _utc(raw["authorised_at"]))
+
+
+def _subscription(envelope: Envelope, record: Mapping[str, Any]) -> SubscriptionEvent:
+    reason = (record.get("reason") or "").strip()
+    if not reason:
+        raise RejectedEvent(SUBSCRIPTION_WITHOUT_REASON, "a subscription needs a stated reason")
+    kinds = tuple(dict.fromkeys(str(k) for k in record.get("kinds") or ()))
+    unknown = [k for k in kinds if k not in _KNOWN_KINDS]
+    if unknown:
+        raise RejectedEvent(
+            UNKNOWN_KIND, f"subscription names unknown kinds: {', '.join(unknown[:3])}"
+        )
+    return SubscriptionEvent(
+        envelope=envelope,
+        subscription_id=record["subscription_id"],
+        change=SubscriptionChange(record["change"]),
+        practitioner=_practitioner(record["practitioner"]),
+        kinds=kinds,
+        reason=reason[:200],
     )
 
 

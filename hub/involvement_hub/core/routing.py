@@ -15,7 +15,16 @@ from enum import StrEnum
 
 from involvement_hub.errors import RejectedEvent
 
-from .model import Event, InvolvementEvent, LawfulBasis, Urgency
+from .family import Subscription
+from .model import (
+    Event,
+    InvolvementEvent,
+    LawfulBasis,
+    Service,
+    ServiceCategory,
+    ServiceLevel,
+    Urgency,
+)
 from .policy import ContentLevel, KindPolicy, Link, Policy, RecipientRole
 from .subscriptions import SubscriptionRules
 from .team import Team, TeamMember, involvement_key
@@ -32,6 +41,7 @@ class Suppression(StrEnum):
     """Why a wanted alert was not sent. Values are metric label and audit tokens."""
 
     ROLE_NOT_PERMITTED = "role_not_permitted"
+    NO_LEGITIMATE_RELATIONSHIP = "no_legitimate_relationship"
     SERVICE_NOT_PERMITTED = "service_not_permitted"
     INVOLVEMENT_ENDED = "involvement_ended"
     SENSITIVE_WITHOUT_CONSENT = "sensitive_without_consent"
@@ -85,18 +95,31 @@ def route(
     policy: Policy,
     rules: SubscriptionRules,
     now: dt.datetime,
+    subscriptions: tuple[Subscription, ...] = (),
 ) -> tuple[Decision, ...]:
     """Decide who hears about ``event`` for the child ``person_id``.
 
     ``before`` and ``after`` are the child's team around the event (the same for events
     that do not change the team): both old and new leads hear of a change of lead.
+    ``subscriptions`` are the explicit subscriptions made about the child.
     """
     entry = policy.for_kind(event.kind)
     if entry is None:
         raise RejectedEvent(NO_POLICY, f"no policy for event kind {event.kind}")
     actor = _actor(event, before, after)
     candidates: dict[str, tuple[TeamMember, RecipientRole, str]] = {}
+    unqualified: set[str] = set()
     for rule in rules.matching(event.kind, link):
+        if rule.role is RecipientRole.EXPLICIT_SUBSCRIBER:
+            for subscription in subscriptions:
+                if not subscription.wants(event.kind) or subscription.recipient_id == actor:
+                    continue
+                member = _membership(subscription, before, after, policy, now)
+                if member is None:
+                    member = _no_involvement(subscription)
+                    unqualified.add(subscription.recipient_id)
+                candidates.setdefault(subscription.recipient_id, (member, rule.role, rule.rule_id))
+            continue
         for member in _members(rule.role, before, after):
             if member.recipient_id == actor:
                 continue
@@ -104,7 +127,11 @@ def route(
     sensitive = _sensitive_source(event, before, after, policy)
     decisions = []
     for member, role, rule_id in candidates.values():
-        suppression = _check(member, role, entry, policy, now, sensitive)
+        suppression = (
+            Suppression.NO_LEGITIMATE_RELATIONSHIP
+            if member.recipient_id in unqualified
+            else _check(member, role, entry, policy, now, sensitive)
+        )
         decisions.append(
             Decision(
                 event_key=event.envelope.key,
@@ -124,6 +151,38 @@ def route(
             )
         )
     return tuple(decisions)
+
+
+def _membership(
+    subscription: Subscription, before: Team, after: Team, policy: Policy, now: dt.datetime
+) -> TeamMember | None:
+    """IG-2 for an explicit subscriber: their own involvement with the child, if any."""
+    for team in (after, before):
+        for member in team.members:
+            if member.recipient_id == subscription.recipient_id and member.may_receive(
+                now, policy.grace_period
+            ):
+                return member
+    return None
+
+
+def _no_involvement(subscription: Subscription) -> TeamMember:
+    """A stand-in for a subscriber with no involvement, so the suppression can be audited."""
+    return TeamMember(
+        involvement_key=f"subscription:{subscription.key}",
+        agency_id=subscription.agency_id,
+        record_ref=subscription.record_ref,
+        service=Service("", "(no involvement)", ServiceCategory.OTHER, ServiceLevel.UNIVERSAL),
+        practitioner=subscription.practitioner,
+        is_lead=False,
+        lawful_basis=LawfulBasis.PUBLIC_TASK,
+        consent_to_share=None,
+        started_on=subscription.version[0].date(),
+        ended_on=None,
+        end_reason=None,
+        ended_at=None,
+        version=(subscription.version[0], 0, subscription.version[1]),
+    )
 
 
 def _members(role: RecipientRole, before: Team, after: Team) -> list[TeamMember]:

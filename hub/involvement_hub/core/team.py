@@ -17,6 +17,7 @@ from .model import (
     InvolvementEvent,
     LawfulBasis,
     Practitioner,
+    SafeguardingOverride,
     Service,
 )
 
@@ -44,6 +45,7 @@ class TeamMember:
     end_reason: str | None
     ended_at: dt.datetime | None
     version: Version  # (occurred_at, change order, event key)
+    safeguarding_override: SafeguardingOverride | None = None
 
     @property
     def recipient_id(self) -> str:
@@ -60,8 +62,11 @@ class TeamMember:
 
     @property
     def shareable(self) -> bool:
-        """IG-3: may this involvement be revealed to other practitioners?"""
-        return not self.service.sensitive or self.consent_to_share is True
+        """IG-3: may this involvement be revealed to other practitioners? Only if it is not
+        of a sensitive service, or consent is recorded, or a safeguarding override is."""
+        if not self.service.sensitive:
+            return True
+        return self.consent_to_share is True or self.safeguarding_override is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,7 @@ def apply_involvement(team: Team, event: InvolvementEvent) -> Team:
         end_reason=event.end_reason,
         ended_at=event.envelope.occurred_at if ended else None,
         version=version,
+        safeguarding_override=event.safeguarding_override,
     )
     others = tuple(m for m in team.members if m.involvement_key != key)
     return replace(team, members=tuple(sorted((*others, member), key=_order)))

@@ -1,12 +1,11 @@
-"""The hub as a Faust application: four agents over the hub's topics and tables.
+"""The hub as a Faust application: five agents over the hub's topics and tables.
 
     ingest.<agency> --ingest--> hub.identity --resolver--> hub.person --person--> hub.alerts
-         |                       (1 partition)   |  ^        |   |                   |
-         v                                       |  +--------+   v               --delivery--> SMTP
-    hub.quarantine                               |  merges,   hub.audit               |
-                                                 v  handovers                         v
-                                        tables: identity                          hub.delivery
-                                                                  table: teams    table: outbox
+         |                      (1 partition)   |   |   ^      |   |  ^              |
+         v                                      |   v   |      |   v  |          --delivery--> SMTP
+    hub.quarantine                hub.identity.log  fan-out,   | hub.household     |
+                                                    edges,     v  --household--    v
+                                                    merges  hub.audit         hub.delivery
 
 Each agent runs with ``concurrency=1`` and handles one event at a time: Faust writes a
 table change to the changelog partition of the *current* event, so batching several
@@ -18,12 +17,10 @@ unexpected one is counted, logged without payload, and the message quarantined.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
 from mode import Service  # noqa: TID251 - Faust's service library, same seam
@@ -31,75 +28,39 @@ from mode import Service  # noqa: TID251 - Faust's service library, same seam
 from involvement_hub import wire
 from involvement_hub.config import HubConfig
 from involvement_hub.core.alerts import Alert
-from involvement_hub.core.identity import resolve, usable_keys
+from involvement_hub.core.family import PersonState
+from involvement_hub.core.household import HouseholdState, on_household_message
+from involvement_hub.core.matching import MatchCandidate, Profile
 from involvement_hub.core.messages import (
-    Merge,
-    PersonEvent,
+    HouseholdMessage,
+    IdentityMessage,
     PersonMessage,
     ToResolve,
 )
-from involvement_hub.core.model import LifeEvent, PersonRef, RelationshipEvent
-from involvement_hub.core.person_stage import on_person_message
-from involvement_hub.core.team import Team
+from involvement_hub.core.person_stage import Context, on_person_message
+from involvement_hub.core.resolver import (
+    IdentityLogRecord,
+    MergeRecord,
+    ResolverTables,
+    on_identity_message,
+)
 from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.outbox import deliver
 from involvement_hub.endpoints import endpoints_app, start_endpoints
 from involvement_hub.ingest import Accepted, examine, kafka_time
 from involvement_hub.metrics import HubMetrics
 from involvement_hub.settings import Settings
+from involvement_hub.streaming.tables import Encoded, dataclass_codec, json_codec, str_codec
 from involvement_hub.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+_RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-_RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-
-V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class ValueCodec(Generic[V]):
-    encode: Callable[[V], bytes]
-    decode: Callable[[bytes], V]
-
-
-_str_codec: ValueCodec[str] = ValueCodec(lambda v: v.encode("utf-8"), lambda b: b.decode("utf-8"))
-_json_codec: ValueCodec[Any] = ValueCodec(
-    lambda v: json.dumps(v, separators=(",", ":")).encode("utf-8"), json.loads
-)
-
-
-class Encoded(MutableMapping[str, V]):
-    """A Faust table of bytes seen as a mapping of decoded values."""
-
-    def __init__(self, table: Any, codec: ValueCodec[V]) -> None:
-        self._table = table
-        self._codec = codec
-
-    def __getitem__(self, key: str) -> V:
-        return self._codec.decode(self._table[key])
-
-    def get(self, key: str, default: Any = None) -> Any:
-        raw = self._table.get(key)
-        return default if raw is None else self._codec.decode(raw)
-
-    def __setitem__(self, key: str, value: V) -> None:
-        self._table[key] = self._codec.encode(value)
-
-    def __delitem__(self, key: str) -> None:
-        del self._table[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)
 
 
 class HubApp:
@@ -122,8 +83,6 @@ class HubApp:
         self.names = TopicNames.from_settings(settings)
         self._secret = settings.pseudonym_key.reveal().encode("utf-8")
         self._retention = dt.timedelta(days=settings.involvement_retention_days)
-        # Merges found while resolving one event, sent just before that event.
-        self._pending_merges: list[Merge] = []
         self.app = self._create_app()
         self._declare()
 
@@ -152,26 +111,44 @@ class HubApp:
 
     def _declare(self) -> None:
         app, names, n = self.app, self.names, self.settings.partitions
-        self.ingest_topic = app.topic(*names.all_ingest, **_RAW)
-        self.quarantine_topic = app.topic(names.quarantine, **_RAW)
-        self.identity_topic = app.topic(names.identity, partitions=1, **_RAW)
-        self.person_topic = app.topic(names.person, partitions=n, **_RAW)
-        self.alerts_topic = app.topic(names.alerts, partitions=n, **_RAW)
-        self.audit_topic = app.topic(names.audit, partitions=n, **_RAW)
-        self.delivery_topic = app.topic(names.delivery, partitions=n, **_RAW)
-        # Every table stores bytes that this module encodes: Faust would otherwise treat a
-        # value type as one of its models and fail to rebuild it from the changelog.
-        table: Callable[..., Any] = app.Table
-        text = {"key_type": str, "value_type": bytes}
-        # Identity state lives on the resolver's single partition.
-        self.person_of = Encoded(table("identity-person-of", partitions=1, **text), _str_codec)
-        self.keys_of = Encoded(table("identity-keys-of", partitions=1, **text), _json_codec)
-        self.teams = table("teams", partitions=n, **text)
-        self.outbox = Encoded(table("outbox", partitions=n, **text), _json_codec)
-        app.agent(self.ingest_topic, name="ingest", concurrency=1)(self._ingest_agent)
-        app.agent(self.identity_topic, name="resolver", concurrency=1)(self._resolver_agent)
-        app.agent(self.person_topic, name="person", concurrency=1)(self._person_agent)
-        app.agent(self.alerts_topic, name="delivery", concurrency=1)(self._delivery_agent)
+        topic: Callable[..., Any] = app.topic
+        self.ingest_topic = topic(*names.all_ingest, **_RAW)
+        self.quarantine_topic = topic(names.quarantine, **_RAW)
+        self.identity_topic = topic(names.identity, partitions=1, **_RAW)
+        self.identity_log_topic = topic(names.identity_log, partitions=1, **_RAW)
+        self.person_topic = topic(names.person, partitions=n, **_RAW)
+        self.household_topic = topic(names.household, partitions=n, **_RAW)
+        self.alerts_topic = topic(names.alerts, partitions=n, **_RAW)
+        self.audit_topic = topic(names.audit, partitions=n, **_RAW)
+        self.delivery_topic = topic(names.delivery, partitions=n, **_RAW)
+
+        def table(name: str, partitions: int) -> Any:
+            return app.Table(name, partitions=partitions, key_type=str, value_type=bytes)
+
+        # The resolver's state lives on the identity topic's single partition.
+        self.resolver_tables = ResolverTables(
+            person_of=Encoded(table("identity-person-of", 1), str_codec),
+            keys_of=Encoded(table("identity-keys-of", 1), json_codec),
+            profiles=Encoded(table("identity-profiles", 1), dataclass_codec(Profile)),
+            by_birthday=Encoded(table("identity-by-birthday", 1), json_codec),
+            candidates=Encoded(table("identity-candidates", 1), dataclass_codec(MatchCandidate)),
+            decided=Encoded(table("identity-decided", 1), json_codec),
+        )
+        self.persons = Encoded(table("persons", n), dataclass_codec(PersonState))
+        self.households = Encoded(table("households", n), dataclass_codec(HouseholdState))
+        self.outbox = Encoded(table("outbox", n), json_codec)
+        agent: Callable[..., Any] = app.agent
+        agent(self.ingest_topic, name="ingest", concurrency=1)(self._agent("ingest", self._ingest))
+        agent(self.identity_topic, name="resolver", concurrency=1)(
+            self._agent("resolver", self._resolve)
+        )
+        agent(self.person_topic, name="person", concurrency=1)(self._agent("person", self._person))
+        agent(self.household_topic, name="household", concurrency=1)(
+            self._agent("household", self._household)
+        )
+        agent(self.alerts_topic, name="delivery", concurrency=1)(
+            self._agent("delivery", self._deliver)
+        )
         app.service(_endpoints_service(self))
 
     # -- readiness ----------------------------------------------------------------
@@ -189,26 +166,18 @@ class HubApp:
 
     # -- the agents -----------------------------------------------------------------
 
-    async def _each(
-        self, stage: str, stream: Any, handle: Callable[[Any], Awaitable[None]]
-    ) -> None:
-        async for event in stream.events():
-            try:
-                await handle(event)
-            except Exception as exc:
-                await self._stage_error(stage, event, exc)
+    def _agent(
+        self, stage: str, handle: Callable[[Any], Awaitable[None]]
+    ) -> Callable[[Any], Awaitable[None]]:
+        async def run(stream: Any) -> None:
+            async for event in stream.events():
+                try:
+                    await handle(event)
+                except Exception as exc:
+                    await self._stage_error(stage, event, exc)
 
-    async def _ingest_agent(self, stream: Any) -> None:
-        await self._each("ingest", stream, self._ingest)
-
-    async def _resolver_agent(self, stream: Any) -> None:
-        await self._each("resolver", stream, self._resolve)
-
-    async def _person_agent(self, stream: Any) -> None:
-        await self._each("person", stream, self._person)
-
-    async def _delivery_agent(self, stream: Any) -> None:
-        await self._each("delivery", stream, self._deliver)
+        run.__name__ = f"{stage}_agent"
+        return run
 
     async def _ingest(self, event: Any) -> None:
         message = event.message
@@ -227,61 +196,29 @@ class HubApp:
             return
         self.metrics.events_consumed.labels(agency, result.event.kind).inc()
         forward = ToResolve(result.event, kafka_time(message.timestamp, self.clock()))
-        await self.identity_topic.send(value=wire.dumps(forward))
+        await self.identity_topic.send(value=wire.dumps(forward, IdentityMessage))
 
     async def _resolve(self, event: Any) -> None:
-        message: ToResolve = wire.loads(ToResolve, event.value)
-        ev = message.event
-        subject = self._resolve_person(ev.envelope.subject)
-        related: list[tuple[str, str]] = []
-        if isinstance(ev, LifeEvent):
-            related = [(self._resolve_person(r.person), r.relationship.value) for r in ev.related]
-        elif isinstance(ev, RelationshipEvent):
-            related = [(self._resolve_person(ev.related_person), ev.relationship.value)]
-        # A related person's keys may have merged the subject into another id since.
-        subject = self.person_of.get(_first_key(ev.envelope.subject), subject)
-        forward = PersonEvent(ev, subject, tuple(related), message.ingested_at)
-        await self._to_person(subject, forward)
-
-    def _resolve_person(self, person: PersonRef) -> str:
-        keys, rejected = usable_keys(person.identifiers)
-        for problem in rejected:
+        message = wire.loads(IdentityMessage, event.value)
+        step = on_identity_message(message, self.resolver_tables, self._secret, self.clock())
+        for problem in step.rejected:
             self.metrics.identifiers_rejected.labels(problem.scheme, problem.reason).inc()
-        resolution = resolve(keys, self.person_of, self.keys_of, self._secret)
-        for key, pid in resolution.assign.items():
-            self.person_of[key] = pid
-        self.keys_of[resolution.person_id] = list(resolution.keys)
-        for from_id, into_id in resolution.merged:
-            self.keys_of.pop(from_id, None)
-            self.metrics.identity_merges.inc()
-            self._pending_merges.append(Merge(from_id, into_id))
-        return resolution.person_id
-
-    async def _to_person(self, key: str, message: PersonMessage) -> None:
-        for merge in self._pending_merges:
-            await self.person_topic.send(
-                key=merge.from_id.encode(), value=wire.dumps(merge, PersonMessage)
-            )
-        self._pending_merges.clear()
-        await self.person_topic.send(key=key.encode(), value=wire.dumps(message, PersonMessage))
+        for record in step.log:
+            if isinstance(record, MergeRecord):
+                self.metrics.identity_merges.inc()
+            await self.identity_log_topic.send(value=wire.dumps(record, IdentityLogRecord))
+        await self._send_persons(step.forward)
 
     async def _person(self, event: Any) -> None:
         person_id = event.key.decode("utf-8")
         message = wire.loads(PersonMessage, event.value)
-        stored = self.teams.get(person_id)
-        team = wire.loads(Team, stored) if stored is not None else None
-        step = on_person_message(
-            message,
-            team,
-            policy=self.config.policy,
-            rules=self.config.rules,
-            retention=self._retention,
-            now=self.clock(),
-        )
-        if step.team is None:
-            self.teams.pop(person_id, None)
-        elif step.team != team and (team is not None or step.team.members):
-            self.teams[person_id] = wire.dumps(step.team)
+        state = self.persons.get(person_id)
+        context = Context(self.config.policy, self.config.rules, self._retention, self.clock())
+        step = on_person_message(message, state, context)
+        if step.state is None:
+            self.persons.pop(person_id, None)
+        elif step.state != state and (state is not None or _worth_keeping(step.state)):
+            self.persons[person_id] = step.state
         for decision in step.decisions:
             self.metrics.decisions.labels(decision.outcome.value, decision.suppression or "").inc()
         for alert in step.alerts:
@@ -289,8 +226,24 @@ class HubApp:
             self.metrics.alerts_routed.labels(alert.urgency.value).inc()
         for record in step.audit:
             await self.audit_topic.send(key=record.person_id.encode(), value=wire.dumps(record))
-        for key, forward in step.forward:
-            await self.person_topic.send(key=key.encode(), value=wire.dumps(forward, PersonMessage))
+        await self._send_persons(step.forward)
+        for uprn, household in step.households:
+            await self.household_topic.send(
+                key=uprn.encode(), value=wire.dumps(household, HouseholdMessage)
+            )
+
+    async def _household(self, event: Any) -> None:
+        uprn = event.key.decode("utf-8")
+        message = wire.loads(HouseholdMessage, event.value)
+        state = self.households.get(uprn)
+        updated, edges = on_household_message(message, state)
+        if updated != state:
+            self.households[uprn] = updated
+        await self._send_persons([(e.person_id, e) for e in edges])
+
+    async def _send_persons(self, messages: Any) -> None:
+        for key, message in messages:
+            await self.person_topic.send(key=key.encode(), value=wire.dumps(message, PersonMessage))
 
     async def _deliver(self, event: Any) -> None:
         alert: Alert = wire.loads(Alert, event.value)
@@ -339,9 +292,9 @@ class HubApp:
             log.exception("could not quarantine after a %s failure", stage)
 
 
-def _first_key(person: PersonRef) -> str:
-    keys, _ = usable_keys(person.identifiers)
-    return keys[0]
+def _worth_keeping(state: PersonState) -> bool:
+    """A person first seen in a message that left nothing to remember is not stored."""
+    return bool(state.team.members or state.edges or state.household or state.subscriptions)
 
 
 def _endpoints_service(hub: HubApp) -> type[Service]:

@@ -1,0 +1,176 @@
+"""Answers for people, read straight from Kafka: the team around a child, the disclosure
+audit, the identity log. Kafka is the hub's only store, so these read the topics and the
+tables' changelogs up to their current end; no worker needs to be running.
+
+These print personal data (identifiers, practitioners' contacts) to whoever runs them:
+they are for data stewards, information governance officers and on-call engineers, on the
+machines that may hold it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from involvement_hub import wire
+from involvement_hub.core.audit import DisclosureRecord
+from involvement_hub.core.family import PersonState
+from involvement_hub.core.identity import InvalidIdentifier, normalise
+from involvement_hub.core.model import Identifier
+from involvement_hub.core.resolver import (
+    CandidateRecord,
+    DecisionRecord,
+    IdentityLogRecord,
+    MergeRecord,
+)
+from involvement_hub.errors import HubError
+from involvement_hub.settings import Settings
+from involvement_hub.topics import TopicNames
+
+
+class QueryError(HubError):
+    """A question the stored data cannot answer (unknown identifier, unreachable broker)."""
+
+
+def changelog(settings: Settings, table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"
+
+
+async def read_all(settings: Settings, topic: str) -> list[Any]:
+    """Every record of ``topic`` from its start to its end as of now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id=f"hub-query-{uuid.uuid4().hex[:6]}",
+    )
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        raise QueryError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+    try:
+        if topic not in await consumer.topics():
+            return []
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, items in batch.items():
+                records.extend(items)
+                if items and items[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def table_snapshot(settings: Settings, table: str) -> dict[str, bytes]:
+    """The latest value of every key of a table, from its changelog."""
+    latest: dict[str, bytes] = {}
+    for record in await read_all(settings, changelog(settings, table)):
+        key = json.loads(record.key)
+        if record.value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = record.value
+    return latest
+
+
+def identifier_key(text: str) -> str:
+    """``scheme:value`` from the command line, normalised as the hub links it."""
+    scheme, sep, value = text.partition(":")
+    if not sep:
+        raise QueryError("give the identifier as scheme:value, for example nhs_number:9990000018")
+    try:
+        return normalise(Identifier(scheme, value)).key
+    except InvalidIdentifier as exc:
+        raise QueryError(f"not a usable identifier: {exc}") from exc
+
+
+async def person_for(settings: Settings, identifier: str) -> str:
+    key = identifier_key(identifier)
+    person_of = await table_snapshot(settings, "identity-person-of")
+    if key not in person_of:
+        raise QueryError(f"no person is known by {identifier}")
+    return person_of[key].decode("utf-8")
+
+
+@dataclass(frozen=True)
+class TeamView:
+    person: PersonState
+    family: dict[str, PersonState]  # linked persons' states, by person id
+
+
+async def team_view(settings: Settings, identifier: str) -> TeamView:
+    person_id = await person_for(settings, identifier)
+    persons = await table_snapshot(settings, "persons")
+    if person_id not in persons:
+        raise QueryError(
+            f"{identifier} is known (person {person_id}) but no service works with them"
+        )
+    state: PersonState = wire.loads(PersonState, persons[person_id])
+    family = {
+        other: wire.loads(PersonState, persons[other])
+        for other in state.links()
+        if other in persons
+    }
+    return TeamView(state, family)
+
+
+async def identity_log(settings: Settings) -> list[IdentityLogRecord]:
+    topic = TopicNames.from_settings(settings).identity_log
+    return [wire.loads(IdentityLogRecord, r.value) for r in await read_all(settings, topic)]
+
+
+def former_ids(person_id: str, log: list[IdentityLogRecord]) -> set[str]:
+    """Every id a person has had: merges are followed back from the current id."""
+    ids = {person_id}
+    changed = True
+    while changed:
+        changed = False
+        for record in log:
+            if (
+                isinstance(record, MergeRecord)
+                and record.into_id in ids
+                and record.from_id not in ids
+            ):
+                ids.add(record.from_id)
+                changed = True
+    return ids
+
+
+def open_candidates(log: list[IdentityLogRecord]) -> list[CandidateRecord]:
+    decided = {
+        r.candidate_id
+        for r in log
+        if isinstance(r, DecisionRecord) and r.outcome != "unknown_candidate"
+    }
+    seen: set[str] = set()
+    found = []
+    for record in log:
+        if isinstance(record, CandidateRecord):
+            cid = record.candidate.candidate_id
+            if cid not in decided and cid not in seen:
+                seen.add(cid)
+                found.append(record)
+    return found
+
+
+async def disclosures(settings: Settings) -> Iterator[DisclosureRecord]:
+    topic = TopicNames.from_settings(settings).audit
+    records = await read_all(settings, topic)
+    return (wire.loads(DisclosureRecord, r.value) for r in records)

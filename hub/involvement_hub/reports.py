@@ -1,0 +1,116 @@
+"""Plain-text renderings of query results for the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from involvement_hub.core.audit import DisclosureRecord
+from involvement_hub.core.resolver import CandidateRecord
+from involvement_hub.core.team import TeamMember
+from involvement_hub.queries import TeamView
+
+_EVIDENCE = {
+    "date_of_birth": "same date of birth",
+    "given_name": "given name or a common variant",
+    "family_name": "family name within one typo",
+    "postcode": "same postcode",
+}
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _member_line(m: TeamMember, show_sensitive: bool) -> str:
+    if not m.shareable and not show_sensitive:
+        hidden = f"{m.service.category.value}: sensitive, not shared without consent"
+        return f"  - [{hidden}; --include-sensitive shows it]"
+    status = "active" if m.current else f"ended {m.ended_on} ({m.end_reason or 'no reason given'})"
+    lead = " LEAD" if m.is_lead else ""
+    p = m.practitioner
+    reach = " / ".join(
+        x
+        for x in (
+            p.email,
+            p.phone,
+            f"out of hours {p.out_of_hours_phone}" if p.out_of_hours_phone else None,
+        )
+        if x
+    )
+    consent = ""
+    if m.service.sensitive:
+        consent = (
+            " [sensitive: "
+            + ("consent recorded" if m.consent_to_share else "safeguarding override")
+            + "]"
+        )
+    service = f"{m.service.name} ({m.service.category.value}, {m.service.level.value})"
+    return (
+        f"  - {service}{lead}{consent}\n"
+        f"      {p.name}, {p.role}{', ' + p.team if p.team else ''} - {reach}\n"
+        f"      {m.agency_id} case {m.record_ref}; since {m.started_on}; {status}"
+    )
+
+
+def team_report(view: TeamView, show_sensitive: bool = False) -> str:
+    state = view.person
+    lines = [f"Person {state.person_id}"]
+    lines.append(
+        "Team around this person:" if state.team.members else "No service works with this person."
+    )
+    lines += [_member_line(m, show_sensitive) for m in state.team.members]
+    if state.household is not None:
+        lines.append(f"Household: UPRN {state.household.uprn or 'unknown (left)'}")
+    links = state.links()
+    if links:
+        lines.append("Family and household:")
+        for other, kinds in sorted(links.items()):
+            names = ", ".join(sorted(k.value.lower().replace("_", " ") for k in kinds))
+            other_state = view.family.get(other)
+            leads = list(other_state.team.leads()) if other_state else []
+            who = ", ".join(f"{m.practitioner.name} ({m.agency_id})" for m in leads)
+            lines.append(
+                f"  - this person is {names} of {other}" + (f"; lead: {who}" if who else "")
+            )
+    subscriptions = [s for s in state.subscriptions if s.active]
+    if subscriptions:
+        lines.append("Explicit subscriptions:")
+        for s in subscriptions:
+            wanted = ", ".join(s.kinds) if s.kinds else "all allowed kinds"
+            lines.append(
+                f"  - {s.practitioner.name} ({s.recipient_id}): {wanted}; reason: {s.reason}"
+            )
+    return "\n".join(lines)
+
+
+def audit_report(records: Iterable[DisclosureRecord]) -> str:
+    rows = sorted(records, key=lambda r: r.decided_at)
+    if not rows:
+        return "No disclosure decisions recorded."
+    lines = [f"{len(rows)} decisions (oldest first):"]
+    for r in rows:
+        outcome = "SENT" if r.outcome == "SEND" else f"SUPPRESSED ({r.suppression})"
+        lines.append(
+            f"{_when(r.decided_at)}  {outcome:<40} {r.kind:<24} "
+            f"to {r.recipient_id} (case {r.case_ref})\n"
+            f"    event {r.event_key}; {r.role} by rule {r.rule_id}; link {r.link}; "
+            f"policy {r.policy_version}; lawful basis {r.lawful_basis}; content {r.content_level}; "
+            f"person {r.person_id}"
+            + (f" about {r.about_person_id}" if r.about_person_id != r.person_id else "")
+        )
+    return "\n".join(lines)
+
+
+def candidates_report(candidates: list[CandidateRecord]) -> str:
+    if not candidates:
+        return "No open probable matches."
+    lines = [f"{len(candidates)} open probable matches:"]
+    for record in candidates:
+        c = record.candidate
+        why = ", ".join(_EVIDENCE.get(e, e) for e in c.evidence)
+        lines.append(f"{c.candidate_id}  raised {_when(record.at)}: {why}")
+        lines.append(f"    {c.person_a}: {', '.join(c.keys_a)}")
+        lines.append(f"    {c.person_b}: {', '.join(c.keys_b)}")
+    lines.append("Confirm with `hub identity confirm ID --steward NAME --reason TEXT`, or reject.")
+    return "\n".join(lines)

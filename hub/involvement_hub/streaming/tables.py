@@ -1,0 +1,61 @@
+"""Faust tables seen as mappings of the core's values.
+
+Every table stores bytes that this module encodes: given a value type, Faust would treat it
+as one of its models and fail to rebuild it from the changelog (a restarted worker then
+hangs in recovery). Keys are text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from involvement_hub import wire
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class ValueCodec(Generic[V]):
+    encode: Callable[[V], bytes]
+    decode: Callable[[bytes], V]
+
+
+str_codec: ValueCodec[str] = ValueCodec(lambda v: v.encode("utf-8"), lambda b: b.decode("utf-8"))
+json_codec: ValueCodec[Any] = ValueCodec(
+    lambda v: json.dumps(v, separators=(",", ":")).encode("utf-8"), json.loads
+)
+
+
+class Encoded(MutableMapping[str, V]):
+    """A Faust table of bytes seen as a mapping of decoded values."""
+
+    def __init__(self, table: Any, codec: ValueCodec[V]) -> None:
+        self._table = table
+        self._codec = codec
+
+    def __getitem__(self, key: str) -> V:
+        return self._codec.decode(self._table[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self._table.get(key)
+        return default if raw is None else self._codec.decode(raw)
+
+    def __setitem__(self, key: str, value: V) -> None:
+        self._table[key] = self._codec.encode(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def dataclass_codec(cls: Any) -> ValueCodec[Any]:
+    """Values of a core dataclass (or union of them), as the internal JSON of ``wire``."""
+    return ValueCodec(lambda v: wire.dumps(v, cls), lambda b: wire.loads(cls, b))
