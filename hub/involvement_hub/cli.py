@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -168,6 +169,49 @@ def _identity(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _delivery(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.queries import delivery_history
+    from involvement_hub.reports import delivery_report
+
+    history = asyncio.run(delivery_history(settings, args.alert_id))
+    print(delivery_report(args.alert_id, history))
+    return EXIT_OK if history else EXIT_PARTIAL
+
+
+_RECIPIENT = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}/[A-Za-z0-9._-]{1,64}$")
+
+
+def _preferences(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.core.delivery_plan import Mode, Preference
+    from involvement_hub.delivery.settings_files import load_preferences, write_preferences
+
+    folder = settings.subscriptions_dir
+    current = load_preferences(folder)
+    if args.action == "list":
+        if not current:
+            print("No preferences set: ROUTINE alerts follow default_mode in delivery.toml.")
+        for recipient, pref in sorted(current.items()):
+            at = f" at {pref.at.isoformat(timespec='minutes')}" if pref.at else ""
+            print(f"{recipient}: {pref.mode.value}{at}")
+        return EXIT_OK
+    if not args.practitioner or not _RECIPIENT.match(args.practitioner):
+        _say("hub preferences: give the practitioner as agency/practitioner_id")
+        return EXIT_CONFIG
+    if args.action == "clear":
+        current.pop(args.practitioner, None)
+    else:
+        mode = Mode(args.mode)
+        if mode is Mode.DAILY and args.at is None:
+            _say("hub preferences: a daily digest needs --at HH:MM")
+            return EXIT_CONFIG
+        current[args.practitioner] = Preference(mode, args.at if mode is Mode.DAILY else None)
+    path = write_preferences(folder, current)
+    print(
+        f"{args.practitioner}: {args.action} recorded in {path}; workers pick it up within a minute"
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub",
@@ -212,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     identity.add_argument("candidate", nargs="?", help="the candidate id (confirm, reject)")
     identity.add_argument("--steward", help="who decides (recorded in the identity log)")
     identity.add_argument("--reason", help="why (recorded in the identity log)")
+    delivery = add("delivery", _delivery, "an alert's delivery history, by alert id")
+    delivery.add_argument("alert_id", help="the alert reference at the foot of the email")
+    prefs = add("preferences", _preferences, "how practitioners receive ROUTINE alerts")
+    prefs.add_argument("action", choices=("list", "set", "clear"))
+    prefs.add_argument("practitioner", nargs="?", help="agency/practitioner_id")
+    prefs.add_argument(
+        "--mode", choices=("immediate", "hourly", "daily", "working_hours"), default="immediate"
+    )
+    prefs.add_argument(
+        "--at", type=dt.time.fromisoformat, help="for a daily digest: HH:MM (local time)"
+    )
     demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
     demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
     return parser

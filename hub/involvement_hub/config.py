@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from involvement_hub_producer import SchemaRegistry
 
+from involvement_hub.core.delivery_plan import DeliveryPlan
 from involvement_hub.core.policy import Policy, load_policy
 from involvement_hub.core.subscriptions import SubscriptionRules, load_rules
+from involvement_hub.delivery.settings_files import load_plan
 from involvement_hub.settings import Settings
 
 
@@ -20,6 +22,7 @@ class HubConfig:
     registry: SchemaRegistry
     policy: Policy
     rules: SubscriptionRules
+    delivery: DeliveryPlan
 
 
 def load_config(settings: Settings) -> HubConfig:
@@ -30,4 +33,5 @@ def load_config(settings: Settings) -> HubConfig:
     )
     policy = load_policy(settings.policy_file)
     rules = load_rules(settings.subscriptions_dir, policy)
-    return HubConfig(registry, policy, rules)
+    delivery = load_plan(settings.subscriptions_dir)
+    return HubConfig(registry, policy, rules, delivery)

@@ -13,7 +13,9 @@
      ├── RejectedEvent                a decoded event the hub must not route: quarantined
      ├── DeliveryError                an alert could not be handed to the mail server
      │    ├── TransientDeliveryError  4xx, refused or dropped connection, timeout: retried
-     │    └── PermanentDeliveryError  5xx or no TLS when TLS is required: escalated
+     │    ├── PermanentDeliveryError  5xx: escalated, not retried
+     │    └── InsecureTransportError  no STARTTLS, or an untrusted certificate: escalated,
+     │                                and retried in case the server is fixed
      └── LocalKafkaError              the local development broker cannot be fetched or run
 
 Rules: decode errors quarantine, transient delivery errors retry, permanent ones escalate.
@@ -39,6 +41,7 @@ __all__ = [
     "DeliveryError",
     "EncodeError",
     "HubError",
+    "InsecureTransportError",
     "LocalKafkaError",
     "PermanentDeliveryError",
     "PolicyError",
@@ -85,7 +88,12 @@ class TransientDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    """Not worth retrying: a 5xx reply, or the server cannot give the TLS we require."""
+    """Not worth retrying: a 5xx reply."""
+
+
+class InsecureTransportError(DeliveryError):
+    """The server cannot be reached securely (no STARTTLS, untrusted certificate). Nothing
+    is sent in clear; the alert is escalated and waits for the server to be fixed."""
 
 
 class LocalKafkaError(HubError):

@@ -29,6 +29,12 @@ class HubMetrics(NamedTuple):
     emails_sent: Counter
     emails_failed: Counter
     emails_duplicate: Counter
+    delivery_queued: Counter
+    delivery_retries: Counter
+    delivery_escalations: Counter
+    delivery_pending: Gauge
+    oldest_pending_age: Gauge
+    digest_size: Histogram
     end_to_end_latency: Histogram
     agent_errors: Counter
     ready: Gauge
@@ -93,6 +99,40 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
         emails_duplicate=Counter(
             "hub_emails_duplicate_skipped",
             "Alerts not sent again because the outbox shows them delivered.",
+            registry=reg,
+        ),
+        delivery_queued=Counter(
+            "hub_delivery_queued",
+            "Alerts taken in for delivery: sent at once, or held for a digest.",
+            ["how"],
+            registry=reg,
+        ),
+        delivery_retries=Counter(
+            "hub_delivery_retries", "Further attempts to deliver a pending alert.", registry=reg
+        ),
+        delivery_escalations=Counter(
+            "hub_delivery_escalations",
+            "Alerts escalated: refused by the mail server (permanent), still failing at the "
+            "retry horizon (retry_horizon), or no secure connection (insecure).",
+            ["reason"],
+            registry=reg,
+        ),
+        delivery_pending=Gauge(
+            "hub_delivery_pending",
+            "Alerts and digests on this worker waiting for a retry or a digest window.",
+            registry=reg,
+        ),
+        oldest_pending_age=Gauge(
+            "hub_delivery_oldest_pending_age_seconds",
+            "Age of the oldest alert on this worker still waiting to be retried.",
+            registry=reg,
+        ),
+        digest_size=Histogram(
+            "hub_digest_size_alerts",
+            "Alerts per digest email.",
+            # A digest gathers a practitioner's routine alerts for an hour or a day: a few
+            # usually, a few dozen for a busy caseload.
+            buckets=(1, 2, 3, 5, 8, 13, 21, 34, 55),
             registry=reg,
         ),
         end_to_end_latency=Histogram(

@@ -22,6 +22,7 @@ from involvement_hub import wire
 from involvement_hub.core.audit import DisclosureRecord
 from involvement_hub.core.family import PersonState
 from involvement_hub.core.identity import InvalidIdentifier, normalise
+from involvement_hub.core.messages import DeliveryOutcome
 from involvement_hub.core.model import Identifier
 from involvement_hub.core.resolver import (
     CandidateRecord,
@@ -174,3 +175,12 @@ async def disclosures(settings: Settings) -> Iterator[DisclosureRecord]:
     topic = TopicNames.from_settings(settings).audit
     records = await read_all(settings, topic)
     return (wire.loads(DisclosureRecord, r.value) for r in records)
+
+
+async def delivery_history(settings: Settings, alert_id: str) -> list[DeliveryOutcome]:
+    """Everything hub.delivery recorded about an alert (or a digest), oldest first, plus the
+    records of any copy or escalation made of it."""
+    topic = TopicNames.from_settings(settings).delivery
+    outcomes = [wire.loads(DeliveryOutcome, r.value) for r in await read_all(settings, topic)]
+    related = {alert_id} | {o.via for o in outcomes if o.alert_id == alert_id and o.via}
+    return sorted((o for o in outcomes if o.alert_id in related), key=lambda o: o.at)

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from involvement_hub.core.audit import DisclosureRecord
+from involvement_hub.core.messages import DeliveryOutcome
 from involvement_hub.core.resolver import CandidateRecord
 from involvement_hub.core.team import TeamMember
 from involvement_hub.queries import TeamView
@@ -113,4 +114,26 @@ def candidates_report(candidates: list[CandidateRecord]) -> str:
         lines.append(f"    {c.person_a}: {', '.join(c.keys_a)}")
         lines.append(f"    {c.person_b}: {', '.join(c.keys_b)}")
     lines.append("Confirm with `hub identity confirm ID --steward NAME --reason TEXT`, or reject.")
+    return "\n".join(lines)
+
+
+def delivery_report(alert_id: str, history: list[DeliveryOutcome]) -> str:
+    if not history:
+        return f"No delivery recorded for {alert_id} (is the id right, and the worker running?)"
+    lines = [f"Delivery of {alert_id}:"]
+    for o in history:
+        about = "" if o.alert_id == alert_id else f" [{o.alert_id}]"
+        extra = "; ".join(
+            x
+            for x in (
+                f"attempt {o.attempts}" if o.attempts else "",
+                f"via {o.via}" if o.via else "",
+                o.detail,
+            )
+            if x
+        )
+        lines.append(
+            f"{_when(o.at)}  {o.status:<10} to {o.recipient_id}{about}"
+            + (f"  ({extra})" if extra else "")
+        )
     return "\n".join(lines)

@@ -95,7 +95,13 @@ class Settings:
     smtp_password: Secret = field(default_factory=lambda: Secret(""))
     smtp_ca_file: Path | None = None
     smtp_timeout_s: float = 30.0
+    smtp_connections: int = 4
     mail_from: str = "involvement-hub@hub.invalid"
+    # Delivery
+    delivery_tick_s: float = 5.0
+    retry_base_s: float = 30.0
+    retry_cap_s: float = 1800.0
+    retry_horizon_h: float = 24.0
     # Local mailbox (the demo's SMTP server)
     mailbox_port: int = 2525
     # Governance
@@ -195,6 +201,11 @@ DESCRIPTIONS: Final = {
     "smtp_password": "SMTP login password (secret; never logged).",
     "smtp_ca_file": "CA bundle (PEM) to verify the mail server; empty: the system's CAs.",
     "smtp_timeout_s": "Seconds before an SMTP connection or command times out.",
+    "smtp_connections": "SMTP connections each worker keeps open and uses at once.",
+    "delivery_tick_s": "Seconds between checks for due retries and closed digest windows.",
+    "retry_base_s": "Delay before the first retry of a transient failure; it doubles each time.",
+    "retry_cap_s": "Longest delay between two retries.",
+    "retry_horizon_h": "Hours of transient failures after which an alert is escalated.",
     "mail_from": "Sender address of alerts; its domain ends every Message-ID.",
     "mailbox_port": "Port of the local mailbox (`hub mailbox`, `hub demo`).",
     "involvement_retention_days": "Days an ended involvement is kept (for audit), then forgotten.",

@@ -74,6 +74,11 @@ class Alert:
     changes: tuple[tuple[str, str], ...]  # SUMMARY only: what changed, as label/value
     team: tuple[Contact, ...]  # REFERENCE and above: shareable involvements only
     ingested_at: dt.datetime  # when the agency's message reached Kafka (for latency)
+    recipient_team: str | None = None
+    # For a copy (out-of-hours, escalation): the alert it copies, and a line saying why.
+    copy_of: str | None = None
+    copy_kind: str | None = None  # "escalation" or "out_of_hours"
+    note: str | None = None
 
 
 def build_alert(
@@ -113,6 +118,7 @@ def build_alert(
         changes=_changes(event) if level.includes(ContentLevel.SUMMARY) else (),
         team=_contacts(team, member) if reference else (),
         ingested_at=ingested_at,
+        recipient_team=member.practitioner.team,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from .alerts import Alert
 from .family import Edge, PersonState, Stamp
 from .model import Event
 from .policy import Link
@@ -140,12 +141,36 @@ class HouseholdRename:
 HouseholdMessage = HouseholdChange | HouseholdRename
 
 
+# -- to a recipient's partition (hub.alerts, keyed by recipient id) -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetryNudge:
+    """The delivery ticker: this pending alert is due for another attempt."""
+
+    recipient_id: str
+    alert_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigestDue:
+    """The delivery ticker: this recipient's digest window has closed."""
+
+    recipient_id: str
+    window: str
+
+
+AlertTopicMessage = Alert | RetryNudge | DigestDue
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
     """delivery -> hub.delivery: what happened to one alert (no content)."""
 
     alert_id: str
     recipient_id: str
-    status: str  # SENT, DUPLICATE, FAILED
+    status: str  # QUEUED, HELD, SENT, DUPLICATE, RETRY, ESCALATED, FAILED
     at: dt.datetime
     detail: str = ""
+    attempts: int = 0
+    via: str | None = None  # a digest id, or the alert an escalation or copy stands for

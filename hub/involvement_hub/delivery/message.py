@@ -38,6 +38,8 @@ def _template(name: str) -> Template:
 
 _TEXT = _template("alert.txt")
 _HTML = _template("alert.html")
+_DIGEST_TEXT = _template("digest.txt")
+_DIGEST_HTML = _template("digest.html")
 
 
 def message_id(alert_id: str, mail_from: str) -> str:
@@ -46,18 +48,29 @@ def message_id(alert_id: str, mail_from: str) -> str:
 
 
 def subject(alert: Alert) -> str:
+    if alert.copy_kind == "escalation":
+        return f"[ESCALATED {alert.urgency.value}] Involvement hub: an alert could not be delivered"
+    if alert.copy_kind == "out_of_hours":
+        return f"[{alert.urgency.value}] Involvement hub: out-of-hours copy of an update"
     return f"[{alert.urgency.value}] Involvement hub: update on one of your cases"
+
+
+def _headers(
+    msg: EmailMessage, to: str, subject_line: str, mid: str, mail_from: str, now: dt.datetime
+) -> None:
+    msg["From"] = mail_from
+    msg["To"] = to
+    msg["Subject"] = subject_line
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = mid
+    # RFC 3834: tells mail servers and clients not to send auto-replies to the hub.
+    msg["Auto-Submitted"] = "auto-generated"
 
 
 def build_message(alert: Alert, mail_from: str, now: dt.datetime) -> EmailMessage:
     msg = EmailMessage()
-    msg["From"] = mail_from
-    msg["To"] = alert.recipient_email
-    msg["Subject"] = subject(alert)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id(alert.alert_id, mail_from)
-    # RFC 3834: tells mail servers and clients not to send auto-replies to the hub.
-    msg["Auto-Submitted"] = "auto-generated"
+    mid = message_id(alert.alert_id, mail_from)
+    _headers(msg, alert.recipient_email, subject(alert), mid, mail_from, now)
     if alert.urgency.value == "URGENT":
         msg["Importance"] = "high"
     msg.set_content(_text(alert))
@@ -103,6 +116,7 @@ def _text(alert: Alert) -> str:
             f"  - {_contact_line(c)}\n" for c in alert.team
         )
     text = _TEXT.substitute(
+        note=f"{alert.note}\n\n" if alert.note else "",
         headline=_headline(alert),
         case_ref=alert.case_ref,
         urgency=alert.urgency.value,
@@ -130,7 +144,13 @@ def _html(alert: Alert) -> str:
     if alert.team:
         items = "".join(f"<li>{e(_contact_line(c))}</li>" for c in alert.team)
         team = f"<h3>Who else works with this child</h3><ul>{items}</ul>"
+    note = ""
+    if alert.note:
+        note = (
+            f'<p style="background: #fff7bf; padding: 0.5em"><strong>{e(alert.note)}</strong></p>\n'
+        )
     return _HTML.substitute(
+        note=note,
         title=e(subject(alert)),
         headline=e(_headline(alert)),
         case_ref=e(alert.case_ref),
@@ -141,3 +161,58 @@ def _html(alert: Alert) -> str:
         why=e(alert.why),
         alert_id=e(alert.alert_id),
     )
+
+
+def digest_subject(count: int) -> str:
+    return f"[DIGEST] Involvement hub: {count} updates on your cases"
+
+
+def build_digest(
+    alerts: list[Alert],
+    *,
+    digest_id: str,
+    window: str,
+    preference: str,
+    mail_from: str,
+    now: dt.datetime,
+) -> EmailMessage:
+    """One email for several ROUTINE alerts to one recipient."""
+    msg = EmailMessage()
+    _headers(
+        msg,
+        alerts[0].recipient_email,
+        digest_subject(len(alerts)),
+        message_id(digest_id, mail_from),
+        mail_from,
+        now,
+    )
+    when = window.split(":", 1)[-1]
+    sections = "\n".join(
+        f"--- {i} of {len(alerts)} ---\n{_text(a)}" for i, a in enumerate(alerts, 1)
+    )
+    msg.set_content(
+        _DIGEST_TEXT.substitute(
+            count=len(alerts),
+            window=when,
+            sections=sections,
+            preference=preference,
+            digest_id=digest_id,
+        )
+    )
+    e = html.escape
+    parts = "".join(
+        f"<hr><pre style='font-family: inherit; white-space: pre-wrap'>{e(_text(a))}</pre>"
+        for a in alerts
+    )
+    msg.add_alternative(
+        _DIGEST_HTML.substitute(
+            title=e(digest_subject(len(alerts))),
+            count=len(alerts),
+            window=e(when),
+            sections=parts,
+            preference=e(preference),
+            digest_id=e(digest_id),
+        ),
+        subtype="html",
+    )
+    return msg

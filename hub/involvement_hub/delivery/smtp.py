@@ -6,7 +6,8 @@ server advertises it, so a man in the middle who strips the offer would get plai
 ``tls`` is implicit TLS (port 465). ``plain`` sends in clear and exists for the local demo
 mailbox; it must be chosen explicitly. TLS 1.2 is the minimum.
 
-One connection is kept open and reused; it is re-opened after any failure.
+Up to ``HUB_SMTP_CONNECTIONS`` connections are kept open and reused, one message at a time
+each; a connection is dropped after any failure and opened again when next needed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from email.message import EmailMessage
 
 import aiosmtplib  # noqa: TID251 - this module is the SMTP seam
 
-from involvement_hub.errors import PermanentDeliveryError, TransientDeliveryError
+from involvement_hub.errors import (
+    InsecureTransportError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from involvement_hub.settings import Settings
 
 
@@ -39,47 +44,64 @@ def _untrusted_certificate(exc: BaseException) -> bool:
 
 
 class SmtpMailer:
-    def __init__(self, settings: Settings) -> None:
+    """A small pool of reusable SMTP connections; ``send`` waits for a free one."""
+
+    def __init__(self, settings: Settings, connections: int | None = None) -> None:
         self._settings = settings
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        size = connections if connections is not None else settings.smtp_connections
+        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        for _ in range(max(size, 1)):
+            self._idle.put_nowait(None)  # a free slot, connected on first use
+        self._size = max(size, 1)
 
     async def send(self, message: EmailMessage) -> None:
-        async with self._lock:
-            try:
-                client = await self._connected()
-                errors, _ = await client.send_message(message)
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                await self._drop()
-                codes = [r.code for r in exc.recipients]
-                if codes and all(400 <= c < 500 for c in codes):
-                    raise TransientDeliveryError(f"recipient deferred ({codes[0]})") from exc
-                raise PermanentDeliveryError(
-                    f"recipient refused ({codes[0] if codes else '?'})"
-                ) from exc
-            except aiosmtplib.SMTPResponseException as exc:
-                await self._drop()
-                if 400 <= exc.code < 500:
-                    raise TransientDeliveryError(f"server said {exc.code}") from exc
-                raise PermanentDeliveryError(f"server said {exc.code}") from exc
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                await self._drop()
-                if _untrusted_certificate(exc):
-                    # It will not verify on a retry either: a configuration problem (or an
-                    # attack) for a person to look at, so it escalates rather than retries.
-                    raise PermanentDeliveryError(
-                        "the mail server's certificate is not trusted"
-                    ) from exc
-                raise TransientDeliveryError(f"{type(exc).__name__}: connection failed") from exc
-            if errors:
-                # Only one recipient per message: any per-recipient error is that one.
-                code = next(iter(errors.values())).code
-                failure = TransientDeliveryError if 400 <= code < 500 else PermanentDeliveryError
-                raise failure(f"recipient refused ({code})")
+        client = await self._idle.get()
+        try:
+            client = await self._send(client, message)
+        finally:
+            self._idle.put_nowait(client)
 
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._client is not None and self._client.is_connected:
-            return self._client
+    async def _send(
+        self, client: aiosmtplib.SMTP | None, message: EmailMessage
+    ) -> aiosmtplib.SMTP | None:
+        """Send on ``client`` (connecting if needed); return the client to keep, or None."""
+        try:
+            if client is None or not client.is_connected:
+                client = await self._connect()
+            errors, _ = await client.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            _close(client)
+            codes = [r.code for r in exc.recipients]
+            if codes and all(400 <= c < 500 for c in codes):
+                raise TransientDeliveryError(f"recipient deferred ({codes[0]})") from exc
+            raise PermanentDeliveryError(
+                f"recipient refused ({codes[0] if codes else '?'})"
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            _close(client)
+            if 400 <= exc.code < 500:
+                raise TransientDeliveryError(f"server said {exc.code}") from exc
+            raise PermanentDeliveryError(f"server said {exc.code}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            _close(client)
+            if _untrusted_certificate(exc):
+                # It will not verify on a retry either: a configuration problem (or an
+                # attack) for a person to look at.
+                raise InsecureTransportError(
+                    "the mail server's certificate is not trusted"
+                ) from exc
+            raise TransientDeliveryError(f"{type(exc).__name__}: connection failed") from exc
+        except BaseException:
+            _close(client)
+            raise
+        if errors:
+            # Only one recipient per message: any per-recipient error is that one.
+            code = next(iter(errors.values())).code
+            failure = TransientDeliveryError if 400 <= code < 500 else PermanentDeliveryError
+            raise failure(f"recipient refused ({code})")
+        return client
+
+    async def _connect(self) -> aiosmtplib.SMTP:
         settings = self._settings
         mode = settings.smtp_security
         client = aiosmtplib.SMTP(
@@ -97,32 +119,32 @@ class SmtpMailer:
                 # is known: without this the check below would refuse every server.
                 await client.ehlo()
                 if not client.supports_extension("starttls"):
-                    await client.quit()
-                    raise PermanentDeliveryError(
+                    raise InsecureTransportError(
                         "server does not offer STARTTLS; refusing to send in clear"
                     )
                 await client.starttls()
             if settings.smtp_username:
                 await client.login(settings.smtp_username, settings.smtp_password.reveal())
         except BaseException:
-            # Not yet self._client, so _drop() cannot close it: an open socket would leak.
+            # Not yet in the pool, so nothing else would close it: an open socket would leak.
             client.close()
             raise
-        self._client = client
         return client
 
-    async def _drop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            # Closing a broken connection may itself fail; the connection is gone anyway.
-            with contextlib.suppress(Exception):
-                client.close()
-
     async def close(self) -> None:
-        async with self._lock:
-            client, self._client = self._client, None
+        """Close idle connections (the mailer can be used again afterwards)."""
+        for _ in range(self._size):
+            client = await self._idle.get()
             if client is not None and client.is_connected:
                 try:
                     await client.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     client.close()
+            self._idle.put_nowait(None)
+
+
+def _close(client: aiosmtplib.SMTP | None) -> None:
+    if client is not None:
+        # Closing a broken connection may itself fail; the connection is gone anyway.
+        with contextlib.suppress(Exception):
+            client.close()

@@ -16,27 +16,38 @@ unexpected one is counted, logged without payload, and the message quarantined.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
+import random
+import time
 import traceback
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
+import faust.streams  # noqa: TID251
 from mode import Service  # noqa: TID251 - Faust's service library, same seam
 
 from involvement_hub import wire
 from involvement_hub.config import HubConfig
 from involvement_hub.core.alerts import Alert
+from involvement_hub.core.digest import DigestBox
 from involvement_hub.core.family import PersonState
 from involvement_hub.core.household import HouseholdState, on_household_message
 from involvement_hub.core.matching import MatchCandidate, Profile
 from involvement_hub.core.messages import (
+    AlertTopicMessage,
+    DigestDue,
     HouseholdMessage,
     IdentityMessage,
     PersonMessage,
+    RetryNudge,
     ToResolve,
 )
+from involvement_hub.core.outbox import Backoff, OutboxEntry
 from involvement_hub.core.person_stage import Context, on_person_message
 from involvement_hub.core.resolver import (
     IdentityLogRecord,
@@ -45,7 +56,8 @@ from involvement_hub.core.resolver import (
     on_identity_message,
 )
 from involvement_hub.delivery.mailer import Mailer
-from involvement_hub.delivery.outbox import deliver
+from involvement_hub.delivery.service import Deliverer, Due, Stores, handle
+from involvement_hub.delivery.settings_files import PlanSource
 from involvement_hub.endpoints import endpoints_app, start_endpoints
 from involvement_hub.ingest import Accepted, examine, kafka_time
 from involvement_hub.metrics import HubMetrics
@@ -57,6 +69,26 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+# Delivery takes up to this many alerts at a time and sends them concurrently across
+# recipients (in order for each recipient), over the SMTP connection pool.
+DELIVERY_BATCH = 64
+DELIVERY_BATCH_WAIT_S = 0.02
+
+
+@contextlib.contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event while its table writes are made.
+
+    Faust files a table write under the partition of the current event. In a batch, the
+    stream's current event is the batch's last one; each alert's writes must go under its
+    own partition instead. (This sets faust.streams' context variable, which is private:
+    faust-streaming is pinned below 0.16 and tests/integration exercise it.)
+    """
+    token = faust.streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)
 
 
 def utc_now() -> dt.datetime:
@@ -83,6 +115,7 @@ class HubApp:
         self.names = TopicNames.from_settings(settings)
         self._secret = settings.pseudonym_key.reveal().encode("utf-8")
         self._retention = dt.timedelta(days=settings.involvement_retention_days)
+        self._nudged: dict[str, float] = {}  # id -> monotonic time of the last nudge
         self.app = self._create_app()
         self._declare()
 
@@ -136,7 +169,25 @@ class HubApp:
         )
         self.persons = Encoded(table("persons", n), dataclass_codec(PersonState))
         self.households = Encoded(table("households", n), dataclass_codec(HouseholdState))
-        self.outbox = Encoded(table("outbox", n), json_codec)
+        self.stores = Stores(
+            outbox=Encoded(table("outbox", n), dataclass_codec(OutboxEntry)),
+            due=Encoded(table("delivery-due", n), dataclass_codec(Due)),
+            digests=Encoded(table("digests", n), dataclass_codec(DigestBox)),
+        )
+        s = self.settings
+        self.deliverer = Deliverer(
+            mailer=self.mailer,
+            plan=PlanSource(s.subscriptions_dir, self.config.delivery),
+            mail_from=s.mail_from,
+            backoff=Backoff(
+                base=dt.timedelta(seconds=s.retry_base_s),
+                cap=dt.timedelta(seconds=s.retry_cap_s),
+                horizon=dt.timedelta(hours=s.retry_horizon_h),
+            ),
+            metrics=self.metrics,
+            clock=self.clock,
+            rand=random.random,
+        )
         agent: Callable[..., Any] = app.agent
         agent(self.ingest_topic, name="ingest", concurrency=1)(self._agent("ingest", self._ingest))
         agent(self.identity_topic, name="resolver", concurrency=1)(
@@ -222,7 +273,7 @@ class HubApp:
         for decision in step.decisions:
             self.metrics.decisions.labels(decision.outcome.value, decision.suppression or "").inc()
         for alert in step.alerts:
-            await self.alerts_topic.send(key=alert.recipient_id.encode(), value=wire.dumps(alert))
+            await self._queue_alert(alert)
             self.metrics.alerts_routed.labels(alert.urgency.value).inc()
         for record in step.audit:
             await self.audit_topic.send(key=record.person_id.encode(), value=wire.dumps(record))
@@ -245,17 +296,72 @@ class HubApp:
         for key, message in messages:
             await self.person_topic.send(key=key.encode(), value=wire.dumps(message, PersonMessage))
 
+    async def _delivery_agent(self, stream: Any) -> None:
+        async for events in stream.take_events(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
+            by_recipient: dict[bytes, list[Any]] = {}
+            for event in events:
+                by_recipient.setdefault(event.key or b"", []).append(event)
+            await asyncio.gather(
+                *(self._deliver_in_order(group) for group in by_recipient.values())
+            )
+
+    async def _deliver_in_order(self, events: list[Any]) -> None:
+        for event in events:
+            with as_current(event):
+                try:
+                    await self._deliver(event)
+                except Exception as exc:
+                    await self._stage_error("delivery", event, exc)
+
     async def _deliver(self, event: Any) -> None:
-        alert: Alert = wire.loads(Alert, event.value)
-        outcome = await deliver(
-            alert,
-            outbox=self.outbox,
-            mailer=self.mailer,
-            mail_from=self.settings.mail_from,
-            metrics=self.metrics,
-            clock=self.clock,
+        message = wire.loads(AlertTopicMessage, event.value)
+        result = await handle(message, self.stores, self.deliverer)
+        for alert in result.queue:
+            await self._queue_alert(alert)
+        for outcome in result.outcomes:
+            await self.delivery_topic.send(
+                key=outcome.recipient_id.encode(), value=wire.dumps(outcome)
+            )
+
+    async def _queue_alert(self, alert: Alert) -> None:
+        await self.alerts_topic.send(
+            key=alert.recipient_id.encode(), value=wire.dumps(alert, AlertTopicMessage)
         )
-        await self.delivery_topic.send(key=alert.recipient_id.encode(), value=wire.dumps(outcome))
+
+    async def _tick(self) -> None:
+        """Nudge due retries and closed digest windows; measure what is waiting.
+
+        Tables can only be read here (writes need an event), so due work is sent as a
+        message to the recipient's partition of hub.alerts, where the delivery agent does it.
+        """
+        now = self.clock()
+        mono = time.monotonic()
+        # A nudge not acted on within a minute (a rebalance, a restart) is sent again.
+        self._nudged = {k: t for k, t in self._nudged.items() if mono - t < 60}
+        oldest: dt.datetime | None = None
+        waiting = 0
+        for key, due in list(self.stores.due.items()):
+            waiting += 1
+            oldest = due.since if oldest is None or due.since < oldest else oldest
+            if due.next_at <= now and key not in self._nudged:
+                self._nudged[key] = mono
+                nudge = RetryNudge(due.recipient_id, key)
+                await self.alerts_topic.send(
+                    key=due.recipient_id.encode(), value=wire.dumps(nudge, AlertTopicMessage)
+                )
+        for recipient, box in list(self.stores.digests.items()):
+            waiting += len(box.windows)
+            for window in box.due(now):
+                key = window.digest_id(recipient)
+                if key in self._nudged or key in self.stores.due:
+                    continue  # a failed digest is retried through its due entry
+                self._nudged[key] = mono
+                message = DigestDue(recipient, window.window)
+                await self.alerts_topic.send(
+                    key=recipient.encode(), value=wire.dumps(message, AlertTopicMessage)
+                )
+        self.metrics.delivery_pending.set(waiting)
+        self.metrics.oldest_pending_age.set((now - oldest).total_seconds() if oldest else 0)
 
     # -- failure paths --------------------------------------------------------------
 

@@ -1,0 +1,165 @@
+"""The delivery outbox: what is known about each alert's delivery, and what happens next.
+
+An entry is written before the first attempt and updated after every attempt. It keeps the
+alert itself only while the alert may still have to be sent (IG-6); once sent, or given up,
+only the facts remain. Transient failures retry with exponential backoff and jitter until
+a horizon; permanent ones (a 5xx reply) escalate at once; insecure ones (no STARTTLS, an
+untrusted certificate) escalate and keep waiting, because the server may be fixed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from .alerts import Alert
+from .delivery_plan import DeliveryPlan, derived_id
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"  # to be sent, now or at next_attempt_at
+    HELD = "HELD"  # waiting in a digest window
+    SENT = "SENT"
+    FAILED = "FAILED"  # given up: escalated (or recorded, for an escalation itself)
+
+
+class Failure(StrEnum):
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    INSECURE = "insecure"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    status: Status
+    recipient_id: str
+    attempts: int = 0
+    first_attempt_at: dt.datetime | None = None
+    next_attempt_at: dt.datetime | None = None
+    last_error: str = ""
+    escalated: bool = False
+    sent_at: dt.datetime | None = None
+    via: str | None = None  # the digest that carried it, if any
+    alert: Alert | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base: dt.timedelta = dt.timedelta(seconds=30)
+    cap: dt.timedelta = dt.timedelta(minutes=30)
+    horizon: dt.timedelta = dt.timedelta(hours=24)
+    jitter: float = 0.2  # +/- this fraction, so retries from one outage do not align
+
+    def delay(self, attempts: int, rand: float) -> dt.timedelta:
+        """Before attempt ``attempts + 1``; ``rand`` is uniform in [0, 1)."""
+        raw = min(self.base * (2 ** max(attempts - 1, 0)), self.cap)
+        return dt.timedelta(seconds=raw.total_seconds() * (1 + self.jitter * (2 * rand - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class AfterFailure:
+    entry: OutboxEntry
+    escalate: str | None  # the reason, when this failure must be escalated now
+
+
+def pending(alert: Alert, now: dt.datetime) -> OutboxEntry:
+    return OutboxEntry(Status.PENDING, alert.recipient_id, first_attempt_at=now, alert=alert)
+
+
+def held(alert: Alert, window: str, due: dt.datetime) -> OutboxEntry:
+    return OutboxEntry(
+        Status.HELD, alert.recipient_id, next_attempt_at=due, via=window, alert=alert
+    )
+
+
+def attempted(entry: OutboxEntry, now: dt.datetime) -> OutboxEntry:
+    return replace(
+        entry, attempts=entry.attempts + 1, first_attempt_at=entry.first_attempt_at or now
+    )
+
+
+def after_success(entry: OutboxEntry, now: dt.datetime, via: str | None = None) -> OutboxEntry:
+    return replace(
+        entry, status=Status.SENT, sent_at=now, next_attempt_at=None, via=via, alert=None
+    )
+
+
+def after_failure(
+    entry: OutboxEntry,
+    failure: Failure,
+    error: str,
+    now: dt.datetime,
+    backoff: Backoff,
+    rand: float,
+) -> AfterFailure:
+    first = entry.first_attempt_at or now
+    if failure is Failure.PERMANENT:
+        done = replace(
+            entry, status=Status.FAILED, last_error=error, next_attempt_at=None, escalated=True
+        )
+        return AfterFailure(done, None if entry.escalated else "permanent")
+    if now - first >= backoff.horizon:
+        done = replace(
+            entry, status=Status.FAILED, last_error=error, next_attempt_at=None, escalated=True
+        )
+        return AfterFailure(done, None if entry.escalated else "retry_horizon")
+    waiting = replace(
+        entry,
+        status=Status.PENDING,
+        last_error=error,
+        next_attempt_at=now + backoff.delay(entry.attempts, rand),
+    )
+    if failure is Failure.INSECURE and not entry.escalated:
+        return AfterFailure(replace(waiting, escalated=True), "insecure")
+    return AfterFailure(waiting, None)
+
+
+def escalation_alert(
+    alert: Alert, plan: DeliveryPlan, reason: str, now: dt.datetime
+) -> Alert | None:
+    """The alert re-addressed to its agency's (or team's) escalation contact, if one is set.
+
+    Escalations of escalations are not made: their failures are only recorded.
+    """
+    if alert.copy_kind == "escalation":
+        return None
+    agency = alert.recipient_id.split("/", 1)[0]
+    address = plan.contact(agency, alert.recipient_team, "escalation")
+    if address is None:
+        return None
+    return replace(
+        alert,
+        alert_id=derived_id(alert.alert_id, "escalation"),
+        created_at=now,
+        recipient_id=f"{agency}/escalation",
+        recipient_email=address,
+        recipient_name="escalation contact",
+        copy_of=alert.alert_id,
+        copy_kind="escalation",
+        note=f"Escalated: this alert could not be delivered to {alert.recipient_name} "
+        f"({_REASONS.get(reason, reason)}). Please make sure they, or whoever covers "
+        "their cases, see it.",
+    )
+
+
+def out_of_hours_alert(alert: Alert, address: str, now: dt.datetime) -> Alert:
+    agency = alert.recipient_id.split("/", 1)[0]
+    return replace(
+        alert,
+        alert_id=derived_id(alert.alert_id, "out-of-hours"),
+        created_at=now,
+        recipient_id=f"{agency}/out-of-hours",
+        recipient_email=address,
+        recipient_name="out-of-hours contact",
+        copy_of=alert.alert_id,
+        copy_kind="out_of_hours",
+        note=f"Out-of-hours copy of an URGENT alert for {alert.recipient_name}.",
+    )
+
+
+_REASONS = {
+    "permanent": "their mail server refused it",
+    "retry_horizon": "delivery kept failing for longer than the retry horizon",
+    "insecure": "the mail server could not be reached securely (TLS)",
+}

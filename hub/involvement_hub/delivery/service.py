@@ -1,0 +1,307 @@
+"""Delivery of one message from ``hub.alerts``: an alert, a retry nudge or a closed digest.
+
+The outbox entry is written before every attempt and after it. A new alert is either held
+for its recipient's digest or attempted at once; an URGENT one outside working hours also
+queues an out-of-hours copy. A failed attempt is retried later (the ticker nudges it when
+due), escalated, or both, as :mod:`involvement_hub.core.outbox` decides. Escalations and
+copies are new alerts with ids of their own, queued back onto ``hub.alerts``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field, replace
+
+from involvement_hub.core import outbox as ob
+from involvement_hub.core.alerts import Alert
+from involvement_hub.core.delivery_plan import DeliveryPlan, out_of_hours_copy, schedule
+from involvement_hub.core.digest import DigestBox, close, hold
+from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome, DigestDue, RetryNudge
+from involvement_hub.delivery.mailer import Mailer
+from involvement_hub.delivery.message import build_digest, build_message
+from involvement_hub.errors import (
+    InsecureTransportError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from involvement_hub.metrics import HubMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A pending alert or digest the ticker must nudge at ``next_at``."""
+
+    recipient_id: str
+    next_at: dt.datetime
+    since: dt.datetime
+    digest_window: str | None = None
+
+
+@dataclass
+class Stores:
+    outbox: MutableMapping[str, ob.OutboxEntry]  # alert or digest id -> entry
+    due: MutableMapping[str, Due]  # pending retries, by alert or digest id
+    digests: MutableMapping[str, DigestBox]  # by recipient id
+
+
+@dataclass
+class Deliverer:
+    mailer: Mailer
+    plan: Callable[[], DeliveryPlan]
+    mail_from: str
+    backoff: ob.Backoff
+    metrics: HubMetrics
+    clock: Callable[[], dt.datetime]
+    rand: Callable[[], float]
+
+
+@dataclass
+class Result:
+    outcomes: list[DeliveryOutcome] = field(default_factory=list)
+    queue: list[Alert] = field(default_factory=list)  # copies and escalations to send
+
+
+async def handle(message: AlertTopicMessage, stores: Stores, d: Deliverer) -> Result:
+    result = Result()
+    if isinstance(message, RetryNudge):
+        await _retry(message, stores, d, result)
+    elif isinstance(message, DigestDue):
+        await _digest(message, stores, d, result)
+    else:
+        await _new_alert(message, stores, d, result)
+    return result
+
+
+def _outcome(
+    result: Result, d: Deliverer, alert_id: str, recipient: str, status: str, **kw: object
+) -> None:
+    result.outcomes.append(DeliveryOutcome(alert_id, recipient, status, d.clock(), **kw))  # type: ignore[arg-type]
+
+
+async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result) -> None:
+    entry = stores.outbox.get(alert.alert_id)
+    if entry is not None:
+        # A replay (Kafka is at-least-once): the entry already says what happens next.
+        if entry.status is ob.Status.SENT:
+            d.metrics.emails_duplicate.inc()
+        _outcome(
+            result, d, alert.alert_id, alert.recipient_id, "DUPLICATE", detail=entry.status.value
+        )
+        return
+    now = d.clock()
+    plan = d.plan()
+    copy_to = (
+        out_of_hours_copy(alert, plan, alert.recipient_team, now) if alert.copy_of is None else None
+    )
+    if copy_to is not None:
+        result.queue.append(ob.out_of_hours_alert(alert, copy_to, now))
+    held = schedule(alert, plan, now) if alert.copy_of is None else None
+    if held is not None:
+        box = stores.digests.get(alert.recipient_id) or DigestBox(alert.recipient_id)
+        stores.digests[alert.recipient_id] = hold(box, alert, held.window, held.due)
+        stores.outbox[alert.alert_id] = ob.held(alert, held.window, held.due)
+        d.metrics.delivery_queued.labels("held").inc()
+        _outcome(result, d, alert.alert_id, alert.recipient_id, "HELD", detail=held.window)
+        return
+    d.metrics.delivery_queued.labels("immediate").inc()
+    await _attempt(alert, ob.pending(alert, now), stores, d, result)
+
+
+async def _retry(nudge: RetryNudge, stores: Stores, d: Deliverer, result: Result) -> None:
+    entry = stores.outbox.get(nudge.alert_id)
+    due = stores.due.get(nudge.alert_id)
+    if due is not None and due.digest_window is not None:
+        await _digest(DigestDue(nudge.recipient_id, due.digest_window), stores, d, result)
+        return
+    if entry is None or entry.status is not ob.Status.PENDING or entry.alert is None:
+        stores.due.pop(nudge.alert_id, None)  # resolved since the nudge was sent
+        return
+    if entry.next_attempt_at is not None and entry.next_attempt_at > d.clock():
+        return  # nudged early (a duplicate nudge, or a clock step): the ticker will be back
+    d.metrics.delivery_retries.inc()
+    await _attempt(entry.alert, entry, stores, d, result)
+
+
+async def _attempt(
+    alert: Alert, entry: ob.OutboxEntry, stores: Stores, d: Deliverer, result: Result
+) -> None:
+    entry = ob.attempted(entry, d.clock())
+    stores.outbox[alert.alert_id] = entry  # recorded before the send: the outbox's promise
+    try:
+        await d.mailer.send(build_message(alert, d.mail_from, d.clock()))
+    except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
+        _failed(alert.alert_id, alert, entry, exc, stores, d, result)
+        return
+    accepted = d.clock()
+    stores.outbox[alert.alert_id] = ob.after_success(entry, accepted)
+    stores.due.pop(alert.alert_id, None)
+    _sent(alert, accepted, d)
+    _outcome(
+        result,
+        d,
+        alert.alert_id,
+        alert.recipient_id,
+        "SENT",
+        attempts=entry.attempts,
+        via=alert.copy_of,
+    )
+
+
+def _sent(alert: Alert, accepted: dt.datetime, d: Deliverer) -> None:
+    d.metrics.emails_sent.labels(alert.urgency.value).inc()
+    latency = (accepted - alert.ingested_at).total_seconds()
+    d.metrics.end_to_end_latency.labels(alert.urgency.value).observe(max(latency, 0.0))
+
+
+def _failure(exc: Exception) -> ob.Failure:
+    if isinstance(exc, PermanentDeliveryError):
+        return ob.Failure.PERMANENT
+    if isinstance(exc, InsecureTransportError):
+        return ob.Failure.INSECURE
+    return ob.Failure.TRANSIENT
+
+
+def _failed(
+    key: str,
+    alert: Alert,
+    entry: ob.OutboxEntry,
+    exc: Exception,
+    stores: Stores,
+    d: Deliverer,
+    result: Result,
+    digest_window: str | None = None,
+) -> None:
+    failure = _failure(exc)
+    d.metrics.emails_failed.labels(failure.value).inc()
+    now = d.clock()
+    after = ob.after_failure(entry, failure, str(exc), now, d.backoff, d.rand())
+    stores.outbox[key] = after.entry
+    if after.entry.status is ob.Status.PENDING and after.entry.next_attempt_at is not None:
+        since = after.entry.first_attempt_at or now
+        stores.due[key] = Due(alert.recipient_id, after.entry.next_attempt_at, since, digest_window)
+        _outcome(
+            result,
+            d,
+            key,
+            alert.recipient_id,
+            "RETRY",
+            detail=str(exc),
+            attempts=after.entry.attempts,
+        )
+    else:
+        stores.due.pop(key, None)
+        _outcome(
+            result,
+            d,
+            key,
+            alert.recipient_id,
+            "FAILED",
+            detail=str(exc),
+            attempts=after.entry.attempts,
+        )
+    if after.escalate is not None:
+        _escalate(alert, after.escalate, d, result)
+
+
+def _escalate(alert: Alert, reason: str, d: Deliverer, result: Result) -> None:
+    d.metrics.delivery_escalations.labels(reason).inc()
+    copy = ob.escalation_alert(alert, d.plan(), reason, d.clock())
+    detail = reason if copy is not None else f"{reason}; no escalation contact configured"
+    _outcome(
+        result,
+        d,
+        alert.alert_id,
+        alert.recipient_id,
+        "ESCALATED",
+        detail=detail,
+        via=copy.alert_id if copy is not None else None,
+    )
+    if copy is not None:
+        result.queue.append(copy)
+
+
+async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) -> None:
+    box = stores.digests.get(due.recipient_id)
+    window = box.window(due.window) if box is not None else None
+    if box is None or window is None:
+        return
+    digest_id = window.digest_id(due.recipient_id)
+    entry = stores.outbox.get(digest_id)
+    now = d.clock()
+    if (
+        entry is not None
+        and entry.status is ob.Status.PENDING
+        and entry.next_attempt_at
+        and entry.next_attempt_at > now
+    ):
+        return
+    alerts = [a for a in window.alerts if _still_held(stores, a.alert_id)]
+    if (entry is not None and entry.status in (ob.Status.SENT, ob.Status.FAILED)) or not alerts:
+        # Sent (or given up) before a restart could record it everywhere: finish the bookkeeping.
+        _finish_digest(box, window.window, alerts, digest_id, stores, now)
+        return
+    first = alerts[0]
+    entry = ob.attempted(
+        entry or ob.OutboxEntry(ob.Status.PENDING, due.recipient_id, first_attempt_at=now), now
+    )
+    stores.outbox[digest_id] = entry
+    preference = d.plan().preference(due.recipient_id)
+    message = build_digest(
+        alerts,
+        digest_id=digest_id,
+        window=window.window,
+        preference=preference.mode.value,
+        mail_from=d.mail_from,
+        now=now,
+    )
+    try:
+        await d.mailer.send(message)
+    except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
+        failure = _failure(exc)
+        if failure is ob.Failure.PERMANENT:
+            # The recipient cannot receive mail at all: each alert is escalated on its own.
+            for alert in alerts:
+                stores.outbox[alert.alert_id] = replace(
+                    stores.outbox[alert.alert_id],
+                    status=ob.Status.FAILED,
+                    alert=None,
+                    escalated=True,
+                )
+                _escalate(alert, "permanent", d, result)
+        _failed(digest_id, first, entry, exc, stores, d, result, digest_window=window.window)
+        if failure is ob.Failure.PERMANENT:
+            _finish_digest(box, window.window, [], digest_id, stores, now)
+        return
+    accepted = d.clock()
+    stores.outbox[digest_id] = ob.after_success(entry, accepted)
+    stores.due.pop(digest_id, None)
+    for alert in alerts:
+        _sent(alert, accepted, d)
+        _outcome(result, d, alert.alert_id, alert.recipient_id, "SENT", via=digest_id)
+    d.metrics.digest_size.observe(len(alerts))
+    _finish_digest(box, window.window, alerts, digest_id, stores, accepted)
+
+
+def _still_held(stores: Stores, alert_id: str) -> bool:
+    entry = stores.outbox.get(alert_id)
+    return entry is not None and entry.status is ob.Status.HELD
+
+
+def _finish_digest(
+    box: DigestBox,
+    window: str,
+    alerts: list[Alert],
+    digest_id: str,
+    stores: Stores,
+    now: dt.datetime,
+) -> None:
+    for alert in alerts:
+        entry = stores.outbox.get(alert.alert_id)
+        if entry is not None and entry.status is ob.Status.HELD:
+            stores.outbox[alert.alert_id] = ob.after_success(entry, now, via=digest_id)
+    remaining = close(box, window)
+    if remaining.windows:
+        stores.digests[box.recipient_id] = remaining
+    else:
+        stores.digests.pop(box.recipient_id, None)
