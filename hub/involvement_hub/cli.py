@@ -75,9 +75,10 @@ def _mailbox(args: argparse.Namespace, settings: Settings) -> int:
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with Mailbox(settings.mailbox_dir, port=settings.mailbox_port):
+    with Mailbox(settings.mailbox_dir, port=settings.mailbox_port, discard=args.discard):
         _say(f"mailbox listening on 127.0.0.1:{settings.mailbox_port} (plain SMTP)")
-        _say(f"messages are kept in {settings.mailbox_dir}/ ; Ctrl-C to stop")
+        where = "discarded (counted only)" if args.discard else f"kept in {settings.mailbox_dir}/"
+        _say(f"messages are {where}; Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):
             done.wait()
     return EXIT_OK
@@ -212,6 +213,41 @@ def _preferences(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.config import load_config
+    from involvement_hub.simulate import run_simulation
+
+    run_simulation(
+        settings,
+        load_config(settings).registry,
+        families=args.families,
+        events=args.events,
+        seed=args.seed,
+        setup=not args.no_setup,
+        rate=args.rate,
+        out=args.out,
+        progress=_say,
+    )
+    return EXIT_OK
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.bench import BenchOptions, run_bench, table
+
+    options = BenchOptions(
+        families=args.families,
+        events=args.events,
+        delivery_alerts=args.alerts,
+        latency_rate=args.rate,
+        latency_seconds=args.seconds,
+        seed=args.seed,
+        out=args.out,
+    )
+    results = run_bench(settings, options, progress=_say)
+    print(table(results))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub",
@@ -233,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "file", type=Path, help='a .jsonl file: one record per line with a "schema" key'
     )
-    add("mailbox", _mailbox, "run the local SMTP mailbox that keeps messages as files")
+    mailbox = add("mailbox", _mailbox, "run the local SMTP mailbox that keeps messages as files")
+    mailbox.add_argument(
+        "--discard", action="store_true", help="accept and discard (a benchmark sink)"
+    )
     add("topics", _topics, "create any missing hub topics")
     add("check", _check, "validate the schemas, governance policy and subscription rules")
     team = add("team", _team, "print the team around a person, their family links and household")
@@ -267,6 +306,43 @@ def build_parser() -> argparse.ArgumentParser:
     prefs.add_argument(
         "--at", type=dt.time.fromisoformat, help="for a daily digest: HH:MM (local time)"
     )
+    sim = add("simulate", _simulate, "publish (or write) a synthetic population's events")
+    sim.add_argument(
+        "--families", type=int, default=1000, help="families in the population (default 1000)"
+    )
+    sim.add_argument(
+        "--events", type=int, default=10_000, help="life and involvement events after setup"
+    )
+    sim.add_argument(
+        "--seed", type=int, default=1, help="the same seed gives the same population and events"
+    )
+    sim.add_argument(
+        "--no-setup",
+        action="store_true",
+        help="skip the setup records (parents, open involvements)",
+    )
+    sim.add_argument(
+        "--rate", type=float, default=0.0, help="events per second (default: as fast as possible)"
+    )
+    sim.add_argument("--out", type=Path, help="write JSON Lines here instead of publishing")
+    bench = add(
+        "bench", _bench, "measure the hub against raw baselines (prints a table, writes JSON)"
+    )
+    bench.add_argument(
+        "--families", type=int, default=2000, help="population size (about 3.6 persons each)"
+    )
+    bench.add_argument(
+        "--events", type=int, default=20_000, help="events after the population's setup records"
+    )
+    bench.add_argument(
+        "--alerts", type=int, default=3000, help="alerts for the delivery comparison"
+    )
+    bench.add_argument(
+        "--rate", type=float, default=1000.0, help="offered load for the latency run, events/s"
+    )
+    bench.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--out", type=Path, help="where to write the JSON results")
     demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
     demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
     return parser

@@ -14,14 +14,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -30,9 +25,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from involvement_hub.config import load_config
-from involvement_hub.errors import HubError
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
+from involvement_hub.processes import Worker
 from involvement_hub.publish import prepare_file, publish_prepared
 from involvement_hub.settings import Settings
 from involvement_hub.synthetic import email, nhs_number, upn
@@ -237,9 +232,18 @@ def run_demo(settings: Settings, *, keep_running: bool, progress: Progress) -> i
     mailbox.start()
     where = settings.mailbox_dir
     progress(f"mailbox: plain SMTP on 127.0.0.1:{settings.mailbox_port}, files in {where}/")
-    worker = _start_worker(settings, workdir)
+    # Plain SMTP only for the local mailbox, and only because it is asked for here.
+    worker = Worker(
+        settings,
+        workdir / "worker.log",
+        HUB_SMTP_HOST="127.0.0.1",
+        HUB_SMTP_PORT=str(settings.mailbox_port),
+        HUB_SMTP_SECURITY="plain",
+    ).start()
     try:
-        _wait_ready(settings, worker, workdir, progress)
+        progress(f"worker: starting (log in {worker.log})")
+        worker.wait_ready(READY_TIMEOUT_S)
+        progress(f"worker: ready; metrics at {worker.url('/metrics')}")
         count = _run_story(settings, workdir, progress)
         if count == 0:
             return 1
@@ -248,56 +252,12 @@ def run_demo(settings: Settings, *, keep_running: bool, progress: Progress) -> i
             _wait_for_interrupt()
         return 0
     finally:
-        _stop_worker(worker, progress)
+        worker.stop()
+        progress("worker: stopped")
         mailbox.stop()
         if local and started_kafka:
             local.stop()
             progress("kafka: stopped")
-
-
-def _start_worker(settings: Settings, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **settings.as_environment()}
-    env.update(
-        {
-            "HUB_SMTP_HOST": "127.0.0.1",
-            "HUB_SMTP_PORT": str(settings.mailbox_port),
-            # Plain SMTP only for the local mailbox, and only because it is asked for here.
-            "HUB_SMTP_SECURITY": "plain",
-        }
-    )
-    log = (workdir / "worker.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "involvement_hub", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _wait_ready(
-    settings: Settings, worker: subprocess.Popen[bytes], workdir: Path, progress: Progress
-) -> None:
-    url = f"http://{settings.metrics_host}:{settings.metrics_port}/readyz"
-    progress(f"worker: starting (log in {workdir / 'worker.log'})")
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise HubError(
-                f"the worker exited with status {worker.returncode}; see {workdir / 'worker.log'}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    progress(
-                        f"worker: ready; metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics"
-                    )
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise HubError(
-        f"the worker was not ready within {READY_TIMEOUT_S:.0f} s; see {workdir / 'worker.log'}"
-    )
 
 
 def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
@@ -349,14 +309,3 @@ def _wait_for_interrupt() -> None:
         signal.pause()
     except KeyboardInterrupt:
         return
-
-
-def _stop_worker(worker: subprocess.Popen[bytes], progress: Progress) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-    progress("worker: stopped")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -75,4 +76,45 @@ async def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> l
                     raise HubError(f"cannot create topic {name}: error {code} {rest}")
         return [s.name for s in missing]
     finally:
+        await admin.close()
+
+
+async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+    """The partitions of each existing topic in ``topics`` (missing topics are left out)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["error_code"] == 0
+        for p in sorted(t["partitions"], key=lambda p: p["partition"])
+    ]
+
+
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages in ``topics`` that consumer group ``group`` has not yet committed."""
+    partitions = await partitions_of(bootstrap, topics)
+    if not partitions:
+        return 0
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        ends = await consumer.end_offsets(partitions)
+        lag = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(end - done, 0)
+        return lag
+    finally:
+        await consumer.stop()
         await admin.close()

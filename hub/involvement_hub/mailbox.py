@@ -45,6 +45,17 @@ class MailboxHandler:
         return "250 Message accepted for delivery"
 
 
+class DiscardHandler:
+    """Accepts and counts messages without keeping them: a sink for benchmarks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count += 1
+        return "250 Message accepted"
+
+
 class Mailbox:
     """A running local SMTP server; use as a context manager or call start/stop.
 
@@ -59,9 +70,12 @@ class Mailbox:
         port: int = 2525,
         tls_context: ssl.SSLContext | None = None,
         require_starttls: bool = False,
+        discard: bool = False,
     ) -> None:
         self.folder = folder
-        self.handler = MailboxHandler(folder)
+        self.handler: MailboxHandler | DiscardHandler = (
+            DiscardHandler() if discard else MailboxHandler(folder)
+        )
         self._controller = Controller(
             self.handler,
             hostname=host,

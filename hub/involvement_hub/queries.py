@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from involvement_hub import wire
@@ -31,6 +31,7 @@ from involvement_hub.core.resolver import (
     MergeRecord,
 )
 from involvement_hub.errors import HubError
+from involvement_hub.kafka_admin import partitions_of
 from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
 
@@ -56,10 +57,9 @@ async def read_all(settings: Settings, topic: str) -> list[Any]:
     except KafkaError as exc:
         raise QueryError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
     try:
-        if topic not in await consumer.topics():
+        tps = await partitions_of(settings.bootstrap, [topic])
+        if not tps:
             return []
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

@@ -56,7 +56,7 @@ NOT_IN_CORE = frozenset(
 # (as a call argument or a ``**`` in a dict), never look a variable up in it.
 CHILD_ENVIRONMENT = frozenset(
     {
-        "hub/involvement_hub/demo.py",  # the worker it starts: {**os.environ, **settings...}
+        "hub/involvement_hub/processes.py",  # the hub commands it starts (demo, bench)
         "hub/involvement_hub/localkafka.py",  # the Kafka JVM, via os.posix_spawn
     }
 )

@@ -109,8 +109,10 @@ def schedule(alert: Alert, plan: DeliveryPlan, now: dt.datetime) -> Hold | None:
         return None
     if preference.mode is Mode.HOURLY:
         start = local.replace(minute=0, second=0, microsecond=0)
-        due = start + dt.timedelta(hours=1)
-        return Hold(f"hourly:{start.isoformat()}", due.astimezone(dt.UTC))
+        # An hour later in UTC: aware arithmetic in a zone is wall-clock arithmetic, which
+        # makes the first 01:00 window of the autumn clock change two hours long.
+        due = start.astimezone(dt.UTC) + dt.timedelta(hours=1)
+        return Hold(f"hourly:{start.isoformat()}", due)
     if preference.mode is Mode.DAILY:
         at = preference.at or dt.time(8, 0)
         due = dt.datetime.combine(local.date(), at, tzinfo=local.tzinfo)

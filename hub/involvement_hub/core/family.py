@@ -110,6 +110,9 @@ class PersonState:
     edges: tuple[Edge, ...] = ()
     household: Household | None = None
     subscriptions: tuple[Subscription, ...] = ()
+    # Set when this person was merged into another: messages still on their way here are
+    # passed on to the survivor instead of bringing a ghost back.
+    merged_into: str | None = None
 
     @classmethod
     def empty(cls, person_id: str) -> PersonState:
@@ -149,18 +152,26 @@ def set_household(
 ) -> tuple[PersonState, tuple[str | None, str | None] | None]:
     """Move the person to ``uprn``. Returns the new state and (old, new) UPRNs if it changed.
 
-    An *observed* address (on any event) only fills an unknown household; a stated move
-    (ADDRESS_CHANGED, joining or leaving a household) wins by time.
+    A stated move (ADDRESS_CHANGED, joining or leaving a household) always outranks an
+    address merely *observed* on an event; within a rank, the newer fact wins.
     """
     current = state.household
-    if observed and current is not None:
-        return state, None
-    if current is not None and not current.observed and current.version >= version:
+    if current is not None and household_rank(current.observed, current.version) >= household_rank(
+        observed, version
+    ):
         return state, None
     new = Household(uprn, version, observed)
     old_uprn = current.uprn if current is not None else None
     changed = (old_uprn, uprn) if old_uprn != uprn else None
     return replace(state, household=new), changed
+
+
+HouseholdVersion = tuple[int, dt.datetime, str]
+
+
+def household_rank(observed: bool, version: Stamp) -> HouseholdVersion:
+    """Orders household facts: stated before observed, then by time, then by event key."""
+    return (0 if observed else 1, version[0], version[1])
 
 
 def set_subscription(state: PersonState, event: SubscriptionEvent) -> PersonState:

@@ -63,10 +63,29 @@ for _index, _group in enumerate(_VARIANT_GROUPS):
         _VARIANTS[_name] = _VARIANTS.get(_name, frozenset()) | {_index}
 
 _NOT_LETTERS = re.compile(r"[^a-z\- ']+")
+# Letters that Unicode decomposition does not reduce to a base letter.
+_TRANSLITERATE = str.maketrans(
+    {
+        "ø": "o",
+        "Ø": "o",
+        "æ": "ae",
+        "Æ": "ae",
+        "ł": "l",
+        "Ł": "l",
+        "ß": "ss",
+        "đ": "d",
+        "Đ": "d",
+        "þ": "th",
+        "Þ": "th",
+        "œ": "oe",
+        "Œ": "oe",
+        "ı": "i",
+    }
+)
 
 
 def normalise_name(name: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", name)
+    decomposed = unicodedata.normalize("NFKD", name.translate(_TRANSLITERATE))
     plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     return " ".join(_NOT_LETTERS.sub(" ", plain).split())
 

@@ -128,7 +128,7 @@ class HouseholdChange:
     uprn: str
     person_id: str
     joined: bool
-    version: Stamp
+    version: tuple[int, dt.datetime, str]  # family.household_rank: stated, time, event key
 
 
 @dataclass(frozen=True, slots=True)

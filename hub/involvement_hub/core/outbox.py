@@ -53,8 +53,11 @@ class Backoff:
 
     def delay(self, attempts: int, rand: float) -> dt.timedelta:
         """Before attempt ``attempts + 1``; ``rand`` is uniform in [0, 1)."""
-        raw = min(self.base * (2 ** max(attempts - 1, 0)), self.cap)
-        return dt.timedelta(seconds=raw.total_seconds() * (1 + self.jitter * (2 * rand - 1)))
+        # In float seconds: a timedelta doubled ~45 times overflows, and a long outage
+        # with a short cap reaches that many attempts well inside the horizon.
+        doubled = self.base.total_seconds() * 2.0 ** min(max(attempts - 1, 0), 64)
+        raw = min(doubled, self.cap.total_seconds())
+        return dt.timedelta(seconds=raw * (1 + self.jitter * (2 * rand - 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +97,18 @@ def after_failure(
     rand: float,
 ) -> AfterFailure:
     first = entry.first_attempt_at or now
-    if failure is Failure.PERMANENT:
+    if failure is Failure.PERMANENT or now - first >= backoff.horizon:
+        # Given up: the payload is no longer needed (IG-6); the escalation carries its own.
         done = replace(
-            entry, status=Status.FAILED, last_error=error, next_attempt_at=None, escalated=True
+            entry,
+            status=Status.FAILED,
+            last_error=error,
+            next_attempt_at=None,
+            escalated=True,
+            alert=None,
         )
-        return AfterFailure(done, None if entry.escalated else "permanent")
-    if now - first >= backoff.horizon:
-        done = replace(
-            entry, status=Status.FAILED, last_error=error, next_attempt_at=None, escalated=True
-        )
-        return AfterFailure(done, None if entry.escalated else "retry_horizon")
+        reason = "permanent" if failure is Failure.PERMANENT else "retry_horizon"
+        return AfterFailure(done, None if entry.escalated else reason)
     waiting = replace(
         entry,
         status=Status.PENDING,

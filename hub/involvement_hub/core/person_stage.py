@@ -18,6 +18,7 @@ from .family import (
     Edge,
     PersonState,
     Stamp,
+    household_rank,
     inverse,
     merge_states,
     related_link,
@@ -120,6 +121,16 @@ def on_person_message(
     return _event(message, current, ctx)
 
 
+def _redirect(message: PersonMessage, into: str) -> tuple[str, PersonMessage] | None:
+    """A message for a merged-away person, re-addressed to the person it became."""
+    if isinstance(message, Merge):
+        return (into, Merge(into, message.into_id)) if into != message.into_id else None
+    if isinstance(message, Handover):
+        return into, replace(message, into_id=into)
+    redirected: PersonMessage = replace(message, person_id=into)
+    return into, redirected
+
+
 def _absorb(message: Handover, state: PersonState | None) -> PersonStep:
     into = state or PersonState.empty(message.into_id)
     handed = rename_other(message.state, message.from_id, message.into_id)
@@ -142,22 +153,22 @@ def _move(state: PersonState, message: SetHousehold) -> PersonStep:
     ):
         return PersonStep(state=state)
     moved, changed = set_household(state, message.uprn, message.version, observed=message.observed)
-    return PersonStep(
-        state=moved, households=_household_changes(state.person_id, changed, message.version)
-    )
+    changes = _household_changes(state.person_id, changed, message.version, message.observed)
+    return PersonStep(state=moved, households=changes)
 
 
 def _household_changes(
-    person_id: str, changed: tuple[str | None, str | None] | None, version: Stamp
+    person_id: str, changed: tuple[str | None, str | None] | None, version: Stamp, observed: bool
 ) -> tuple[tuple[str, HouseholdMessage], ...]:
     if changed is None:
         return ()
     old, new = changed
+    rank = household_rank(observed, version)
     out: list[tuple[str, HouseholdMessage]] = []
     if old:
-        out.append((old, HouseholdChange(old, person_id, False, version)))
+        out.append((old, HouseholdChange(old, person_id, False, rank)))
     if new:
-        out.append((new, HouseholdChange(new, person_id, True, version)))
+        out.append((new, HouseholdChange(new, person_id, True, rank)))
     return tuple(out)
 
 
@@ -198,7 +209,10 @@ def _family_facts(
     address = event.envelope.subject.address
     if address is not None and address.uprn:
         state, changed = set_household(state, address.uprn, stamp, observed=True)
-        households.extend(_household_changes(state.person_id, changed, stamp))
+        households.extend(_household_changes(state.person_id, changed, stamp, True))
+    # The household an event speaks of is the one on the event, if it says.
+    home = address.uprn if address is not None and address.uprn else None
+    home = home or (state.household.uprn if state.household is not None else None)
     if isinstance(event, RelationshipEvent) and message.related:
         other_id = message.related[0][0]
         link(
@@ -216,21 +230,14 @@ def _family_facts(
                 link(other_id, ending, False)
             if event.life_event_kind is LifeEventKind.HOUSEHOLD_MEMBER_JOINED:
                 link(other_id, Link.HOUSEHOLD_MEMBER, True)
-                if state.household is not None and state.household.uprn:
-                    forward.append(
-                        (other_id, SetHousehold(other_id, state.household.uprn, stamp, False))
-                    )
-            elif (
-                event.life_event_kind is LifeEventKind.HOUSEHOLD_MEMBER_LEFT
-                and state.household is not None
-            ):
-                uprn = state.household.uprn
-                forward.append(
-                    (other_id, SetHousehold(other_id, None, stamp, False, only_from=uprn))
-                )
+                if home:
+                    forward.append((other_id, SetHousehold(other_id, home, stamp, False)))
+            elif event.life_event_kind is LifeEventKind.HOUSEHOLD_MEMBER_LEFT and home:
+                leave = SetHousehold(other_id, None, stamp, False, only_from=home)
+                forward.append((other_id, leave))
         if event.life_event_kind is LifeEventKind.ADDRESS_CHANGED and event.new_address is not None:
             state, changed = set_household(state, event.new_address.uprn, stamp, observed=False)
-            households.extend(_household_changes(state.person_id, changed, stamp))
+            households.extend(_household_changes(state.person_id, changed, stamp, False))
     return state, forward, households
 
 
@@ -247,16 +254,30 @@ def _fan_out(
             links.setdefault(other, set()).update(kinds)
     out: list[tuple[str, PersonMessage]] = []
     for other in sorted(links):
-        for link in sorted(links[other], key=_LINK_ORDER.index):
-            route_here = link in entry.fan_out
-            expand = _EXPANSIONS.get(link)
-            expand = expand if expand is not None and expand in entry.fan_out else None
-            if route_here or expand is not None:
-                fan = FanOut(
-                    event, other, after.person_id, link, route_here, expand, message.ingested_at
-                )
-                out.append((other, fan))
-                break
+        ordered = sorted(links[other], key=_LINK_ORDER.index)
+        # The closest link the policy lets this kind travel decides how this person's team
+        # is told; separately, any link with a further step the policy wants carries on.
+        told = next((link for link in ordered if link in entry.fan_out), None)
+        onward = next((link for link in ordered if _EXPANSIONS.get(link) in entry.fan_out), None)
+        if told is None and onward is None:
+            continue
+        expand = _EXPANSIONS[onward] if onward is not None else None
+        link = told if told is not None else onward
+        assert link is not None
+        out.append(
+            (
+                other,
+                FanOut(
+                    event,
+                    other,
+                    after.person_id,
+                    link,
+                    told is not None,
+                    expand,
+                    message.ingested_at,
+                ),
+            )
+        )
     return out
 
 

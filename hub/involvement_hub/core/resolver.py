@@ -63,6 +63,9 @@ class ResolverTables:
     by_birthday: MutableMapping[str, list[str]]  # ISO date of birth -> person ids
     candidates: MutableMapping[str, MatchCandidate]  # open candidates by id
     decided: MutableMapping[str, bool]  # candidate id -> confirmed?
+    # identifier key -> keys of persons a steward said it is not: a rejection holds for the
+    # two persons whatever identifiers they gain later
+    rejected: MutableMapping[str, list[str]]
 
 
 @dataclass
@@ -183,11 +186,20 @@ def _raise_candidates(
             if not keys_a or not keys_b:
                 continue
             cid = candidate_id(keys_a, keys_b)
-            if cid in tables.candidates or cid in tables.decided:
+            if (
+                cid in tables.candidates
+                or cid in tables.decided
+                or _rejected(keys_a, keys_b, tables)
+            ):
                 continue
             candidate = MatchCandidate(cid, pid, other, keys_a, keys_b, found)
             tables.candidates[cid] = candidate
             step.log.append(CandidateRecord(candidate, now))
+
+
+def _rejected(keys_a: tuple[str, ...], keys_b: tuple[str, ...], tables: ResolverTables) -> bool:
+    others = set(keys_b)
+    return any(others.intersection(tables.rejected.get(key, ())) for key in keys_a)
 
 
 def _decide(
@@ -213,6 +225,13 @@ def _decide(
     del tables.candidates[message.candidate_id]
     tables.decided[message.candidate_id] = message.confirm
     if not message.confirm:
+        for mine, theirs in (
+            (candidate.keys_a, candidate.keys_b),
+            (candidate.keys_b, candidate.keys_a),
+        ):
+            for key in mine:
+                known = tables.rejected.get(key, [])
+                tables.rejected[key] = sorted({*known, *theirs})
         record("rejected")
         return
     # The two sides may have been merged or renamed since the candidate was raised: link

@@ -25,7 +25,7 @@ from .routing import Decision
 
 
 def _tables() -> ResolverTables:
-    return ResolverTables({}, {}, {}, {}, {}, {})
+    return ResolverTables({}, {}, {}, {}, {}, {}, {})
 
 
 @dataclass

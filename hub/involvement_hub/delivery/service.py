@@ -81,6 +81,17 @@ def _outcome(
 
 async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result) -> None:
     entry = stores.outbox.get(alert.alert_id)
+    if (
+        entry is not None
+        and entry.status is ob.Status.PENDING
+        and entry.alert is not None
+        and alert.alert_id not in stores.due
+    ):
+        # Recorded before an attempt whose result never was (the worker stopped mid-send):
+        # no retry is scheduled, so this replay is the only chance to deliver it.
+        d.metrics.delivery_retries.inc()
+        await _attempt(entry.alert, entry, stores, d, result)
+        return
     if entry is not None:
         # A replay (Kafka is at-least-once): the entry already says what happens next.
         if entry.status is ob.Status.SENT:
@@ -200,7 +211,9 @@ def _failed(
             detail=str(exc),
             attempts=after.entry.attempts,
         )
-    if after.escalate is not None:
+    if after.escalate is not None and alert.copy_kind != "escalation":
+        # An escalation that cannot be delivered is only recorded (FAILED or RETRY above):
+        # there is nobody further to escalate to.
         _escalate(alert, after.escalate, d, result)
 
 

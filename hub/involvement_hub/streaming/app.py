@@ -10,7 +10,9 @@
 Each agent runs with ``concurrency=1`` and handles one event at a time: Faust writes a
 table change to the changelog partition of the *current* event, so batching several
 events per step would file state under the wrong partition (and faust-streaming #606 can
-commit past in-flight events when concurrency > 1). No exception escapes an agent: an
+commit past in-flight events when concurrency > 1). Delivery is the one exception: it
+takes a batch, sends to different recipients at once, and makes each alert the current
+event while it is handled (``as_current``). No exception escapes an agent: an
 unexpected one is counted, logged without payload, and the message quarantined.
 """
 
@@ -115,7 +117,8 @@ class HubApp:
         self.names = TopicNames.from_settings(settings)
         self._secret = settings.pseudonym_key.reveal().encode("utf-8")
         self._retention = dt.timedelta(days=settings.involvement_retention_days)
-        self._nudged: dict[str, float] = {}  # id -> monotonic time of the last nudge
+        # id -> (the due time nudged for, monotonic time of the nudge)
+        self._nudged: dict[str, tuple[dt.datetime, float]] = {}
         self.app = self._create_app()
         self._declare()
 
@@ -166,6 +169,7 @@ class HubApp:
             by_birthday=Encoded(table("identity-by-birthday", 1), json_codec),
             candidates=Encoded(table("identity-candidates", 1), dataclass_codec(MatchCandidate)),
             decided=Encoded(table("identity-decided", 1), json_codec),
+            rejected=Encoded(table("identity-rejected", 1), json_codec),
         )
         self.persons = Encoded(table("persons", n), dataclass_codec(PersonState))
         self.households = Encoded(table("households", n), dataclass_codec(HouseholdState))
@@ -197,9 +201,8 @@ class HubApp:
         agent(self.household_topic, name="household", concurrency=1)(
             self._agent("household", self._household)
         )
-        agent(self.alerts_topic, name="delivery", concurrency=1)(
-            self._agent("delivery", self._deliver)
-        )
+        agent(self.alerts_topic, name="delivery", concurrency=1)(self._delivery_agent)
+        app.timer(s.delivery_tick_s, name="delivery-tick")(self._tick_safely)
         app.service(_endpoints_service(self))
 
     # -- readiness ----------------------------------------------------------------
@@ -328,6 +331,13 @@ class HubApp:
             key=alert.recipient_id.encode(), value=wire.dumps(alert, AlertTopicMessage)
         )
 
+    async def _tick_safely(self) -> None:
+        # An exception escaping a Faust timer ends it for good, and with it every retry.
+        try:
+            await self._tick()
+        except Exception:
+            log.exception("delivery tick failed; trying again at the next one")
+
     async def _tick(self) -> None:
         """Nudge due retries and closed digest windows; measure what is waiting.
 
@@ -336,15 +346,16 @@ class HubApp:
         """
         now = self.clock()
         mono = time.monotonic()
-        # A nudge not acted on within a minute (a rebalance, a restart) is sent again.
-        self._nudged = {k: t for k, t in self._nudged.items() if mono - t < 60}
+        # A nudge not acted on within a minute (a rebalance, a restart) is sent again; one
+        # that was acted on and failed again has a new due time, nudged when that comes.
+        self._nudged = {k: v for k, v in self._nudged.items() if mono - v[1] < 60}
         oldest: dt.datetime | None = None
         waiting = 0
         for key, due in list(self.stores.due.items()):
             waiting += 1
             oldest = due.since if oldest is None or due.since < oldest else oldest
-            if due.next_at <= now and key not in self._nudged:
-                self._nudged[key] = mono
+            if due.next_at <= now and self._nudged.get(key, (None, 0.0))[0] != due.next_at:
+                self._nudged[key] = (due.next_at, mono)
                 nudge = RetryNudge(due.recipient_id, key)
                 await self.alerts_topic.send(
                     key=due.recipient_id.encode(), value=wire.dumps(nudge, AlertTopicMessage)
@@ -355,7 +366,7 @@ class HubApp:
                 key = window.digest_id(recipient)
                 if key in self._nudged or key in self.stores.due:
                     continue  # a failed digest is retried through its due entry
-                self._nudged[key] = mono
+                self._nudged[key] = (window.due, mono)
                 message = DigestDue(recipient, window.window)
                 await self.alerts_topic.send(
                     key=recipient.encode(), value=wire.dumps(message, AlertTopicMessage)

@@ -1,0 +1,449 @@
+"""``hub bench``: how fast the hub is against the limits of its own building blocks.
+
+Every figure is measured in one run, on one broker, next to a raw baseline:
+
+* ingest: a plain aiokafka consumer with fastavro decoding drains the ingest topics
+  (baseline), then a real ``hub worker`` routes the same events (identity, team, family,
+  fan-out, policy, alerts); events per second and the ratio;
+* delivery: alerts to a discarding SMTP server, by the worker (outbox, batching, a pool of
+  connections) and by a plain aiosmtplib loop on one connection; emails per second and ratio;
+* latency: events offered at a fixed rate for a while; for every alert, from the Kafka
+  timestamp of its event to the mail server's acceptance; p50, p95, p99;
+* memory and recovery: the worker's peak resident memory with the whole population in its
+  tables, and the time from a restart to routing again (table recovery).
+
+The results are printed as a table and written as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from involvement_hub_producer import SchemaRegistry
+from involvement_hub_producer.codec import decode_unchecked
+
+from involvement_hub import wire
+from involvement_hub.config import load_config
+from involvement_hub.core.alerts import Alert
+from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
+from involvement_hub.core.model import Urgency
+from involvement_hub.core.policy import ContentLevel, Link
+from involvement_hub.delivery.message import build_message
+from involvement_hub.delivery.smtp import plain_send_loop
+from involvement_hub.kafka_admin import ensure_topics, group_lag
+from involvement_hub.localkafka import LocalKafka
+from involvement_hub.population import Population
+from involvement_hub.processes import Child, Worker, free_port, metric_total, wait_for_port
+from involvement_hub.settings import Settings
+from involvement_hub.simulate import encoded, publish, records
+from involvement_hub.topics import TopicNames
+
+Progress = Callable[[str], None]
+TARGETS = {
+    "ingest_ratio": 0.5,
+    "delivery_ratio": 0.8,
+    "latency_p99_ms": 250.0,
+    "rss_mib_at_1m_persons": 1024.0,
+    "restart_to_routing_s_at_1m_persons": 60.0,
+}
+
+
+@dataclass
+class BenchOptions:
+    families: int = 2000
+    events: int = 20_000
+    delivery_alerts: int = 3000
+    latency_rate: float = 1000.0
+    latency_seconds: float = 20.0
+    seed: int = 1
+    out: Path | None = None
+
+
+@dataclass
+class Results:
+    machine: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def _machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+async def _drain_baseline(
+    settings: Settings, registry: SchemaRegistry, topics: list[str], expected: int
+) -> float:
+    """A plain consumer decoding every message with fastavro; returns events per second."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.bootstrap,
+        group_id=f"bench-baseline-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started: float | None = None
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for messages in batch.values():
+                if started is None and messages:
+                    started = time.perf_counter()
+                for message in messages:
+                    decode_unchecked(message.value, registry)
+                    seen += 1
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+        return seen / elapsed if elapsed > 0 else 0.0
+    finally:
+        await consumer.stop()
+
+
+def _wait_drained(
+    settings: Settings, topics: list[str], progress: Progress, timeout: float = 3600
+) -> float:
+    """Seconds until the worker's group has committed everything in ``topics``."""
+    started = time.monotonic()
+    last = time.monotonic()
+    quiet_since: float | None = None
+    while time.monotonic() - started < timeout:
+        lag = asyncio.run(group_lag(settings.bootstrap, settings.app_id, topics))
+        if lag == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= 1.0:
+                return quiet_since - started
+        else:
+            quiet_since = None
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            progress(f"  ... {lag} messages still to process")
+        time.sleep(0.25)
+    raise TimeoutError("the worker did not drain its topics in time")
+
+
+async def _read(settings: Settings, topic: str) -> list[Any]:
+    from involvement_hub.queries import read_all
+
+    return await read_all(settings, topic)
+
+
+def _latencies(settings: Settings, since: float) -> list[float]:
+    """For each alert delivered after ``since`` (epoch s): seconds from ingest to SMTP 250."""
+    names = TopicNames.from_settings(settings)
+    alerts = asyncio.run(_read(settings, names.alerts))
+    outcomes = asyncio.run(_read(settings, names.delivery))
+    ingested: dict[str, float] = {}
+    for record in alerts:
+        message = wire.loads(AlertTopicMessage, record.value)
+        if isinstance(message, Alert):
+            ingested[message.alert_id] = message.ingested_at.timestamp()
+    latencies = []
+    for record in outcomes:
+        outcome = wire.loads(DeliveryOutcome, record.value)
+        if (
+            outcome.status == "SENT"
+            and outcome.alert_id in ingested
+            and ingested[outcome.alert_id] >= since
+        ):
+            latencies.append(outcome.at.timestamp() - ingested[outcome.alert_id])
+    return latencies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _bench_alerts(count: int, now: dt.datetime) -> list[Alert]:
+    """Alerts for 200 practitioners, as the routing stage would make them."""
+    return [
+        Alert(
+            alert_id=f"bench{index:027d}",
+            event_key=f"bench/{index}",
+            created_at=now,
+            recipient_id=f"northshire-social-care/BENCH-{index % 200:03d}",
+            recipient_email=f"bench-{index % 200:03d}@social-care.northshire.example",
+            recipient_name="Bench Practitioner",
+            recipient_out_of_hours_phone=None,
+            case_ref=f"CIN-{index:06d}",
+            kind="SCHOOL_EXCLUSION",
+            urgency=Urgency.PRIORITY,
+            content_level=ContentLevel.REFERENCE,
+            occurred_at=now,
+            source_agency="oakfield-primary",
+            link=Link.SELF,
+            why="you are the lead practitioner for this child",
+            rule_id="lead-practitioner",
+            policy_version="bench",
+            lawful_basis="PUBLIC_TASK",
+            changes=(),
+            team=(),
+            ingested_at=now,
+        )
+        for index in range(count)
+    ]
+
+
+async def _produce_alerts(settings: Settings, alerts: list[Alert]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
+    await producer.start()
+    try:
+        topic = TopicNames.from_settings(settings).alerts
+        futures = [
+            await producer.send(
+                topic, key=a.recipient_id.encode(), value=wire.dumps(a, AlertTopicMessage)
+            )
+            for a in alerts
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def _delivery_rate(settings: Settings, prefix: str) -> tuple[int, float]:
+    outcomes = [
+        wire.loads(DeliveryOutcome, r.value)
+        for r in asyncio.run(_read(settings, TopicNames.from_settings(settings).delivery))
+    ]
+    sent = [
+        o.at.timestamp() for o in outcomes if o.status == "SENT" and o.alert_id.startswith(prefix)
+    ]
+    if len(sent) < 2:
+        return len(sent), 0.0
+    return len(sent), (len(sent) - 1) / (max(sent) - min(sent))
+
+
+@dataclass
+class _Run:
+    settings: Settings
+    options: BenchOptions
+    registry: SchemaRegistry
+    names: TopicNames
+    population: Population
+    workdir: Path
+    progress: Progress
+    figures: dict[str, Any]
+    worker: Worker | None = None
+
+    @property
+    def routing_topics(self) -> list[str]:
+        n = self.names
+        return [*n.all_ingest, n.identity, n.person, n.household]
+
+    def start_worker(self) -> Worker:
+        self.worker = Worker(self.settings, self.workdir / "worker.log").start()
+        return self.worker
+
+
+def run_bench(settings: Settings, options: BenchOptions, progress: Progress) -> Results:
+    results = Results(machine=_machine(), options={k: str(v) for k, v in asdict(options).items()})
+    tag = uuid.uuid4().hex[:6]
+    sink_port = free_port()
+    settings = settings.replace(
+        topic_prefix=f"bench-{tag}.",
+        app_id=f"hub-bench-{tag}",
+        metrics_port=free_port(),
+        mailbox_port=sink_port,
+        smtp_port=sink_port,
+        smtp_host="127.0.0.1",
+        smtp_security="plain",
+        log_level="warning",
+    )
+    workdir = settings.state_dir / "bench" / tag
+    workdir.mkdir(parents=True, exist_ok=True)
+    local = None if settings.kafka_bootstrap else LocalKafka(settings, progress=progress)
+    started_kafka = local.start() if local else False
+    sink = Child(["mailbox", "--discard"], settings, workdir / "sink.log").start()
+    run = _Run(
+        settings,
+        options,
+        load_config(settings).registry,
+        TopicNames.from_settings(settings),
+        Population(options.families, seed=options.seed),
+        workdir,
+        progress,
+        results.figures,
+    )
+    try:
+        wait_for_port(settings.mailbox_port)
+        asyncio.run(ensure_topics(settings))
+        _ingest(run)
+        _latency(run)
+        _restart(run)
+        _delivery(run)
+    finally:
+        if run.worker is not None:
+            run.worker.stop()
+        sink.stop()
+        if local is not None and started_kafka:
+            local.stop()
+    out = options.out or workdir / "results.json"
+    out.write_text(json.dumps(asdict(results), indent=2))
+    progress(f"results written to {out}")
+    return results
+
+
+def _ingest(run: _Run) -> None:
+    f, say = run.figures, run.progress
+    population = run.population
+    t0 = time.perf_counter()
+    start = dt.datetime.now(dt.UTC)
+    setup_and_events = records(population, events=run.options.events, setup=True, start=start)
+    batch = list(encoded(setup_and_events, run.registry))
+    families = [population.family(n) for n in range(population.families)]
+    f["events_total"] = len(batch)
+    f["persons"] = sum(len(x.adults) + len(x.children) for x in families)
+    say(
+        f"population: {population.families} families, {f['persons']} persons, {len(batch)} "
+        f"events (generated and encoded in {time.perf_counter() - t0:.1f} s)"
+    )
+    t0 = time.perf_counter()
+    asyncio.run(publish(batch, run.settings))
+    f["publish_events_per_s"] = round(len(batch) / (time.perf_counter() - t0))
+    say(f"published at {f['publish_events_per_s']:,}/s by the agency producer (acks=all)")
+
+    topics = list(run.names.all_ingest)
+    baseline = asyncio.run(_drain_baseline(run.settings, run.registry, topics, len(batch)))
+    f["baseline_events_per_s"] = round(baseline)
+    say(f"baseline (aiokafka + fastavro): {baseline:,.0f} events/s")
+
+    worker = run.start_worker()
+    f["worker_first_ready_s"] = round(worker.wait_ready(), 1)
+    ready_at = time.monotonic()
+    consumed_at_ready = metric_total(worker.metrics(), "hub_events_consumed_total")
+    _wait_drained(run.settings, run.routing_topics, say)
+    elapsed = time.monotonic() - ready_at
+    rate = (len(batch) - consumed_at_ready) / max(elapsed, 1e-9)
+    f["hub_events_per_s"] = round(rate)
+    f["hub_ratio"] = round(rate / baseline, 3) if baseline else None
+    f["alerts_routed"] = int(metric_total(worker.metrics(), "hub_alerts_routed_total"))
+    say(f"hub (ingest -> routed alerts): {rate:,.0f} events/s = {f['hub_ratio']} x baseline")
+    _wait_drained(run.settings, [run.names.alerts], say)
+    f["rss_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
+    say(f"worker peak resident memory: {f['rss_mib']} MiB with {f['persons']} persons")
+
+
+def _latency(run: _Run) -> None:
+    f, say, options = run.figures, run.progress, run.options
+    since = time.time()
+    count = int(options.latency_rate * options.latency_seconds)
+    stream = list(encoded(run.population.events(count, dt.datetime.now(dt.UTC)), run.registry))
+    say(f"latency: offering {count} events at {options.latency_rate:,.0f}/s ...")
+    asyncio.run(publish(stream, run.settings, rate=options.latency_rate))
+    _wait_drained(run.settings, [*run.routing_topics, run.names.alerts], say)
+    latencies = _latencies(run.settings, since)
+    f["latency_alerts"] = len(latencies)
+    for q in (0.5, 0.95, 0.99):
+        f[f"latency_p{int(q * 100)}_ms"] = round(_percentile(latencies, q) * 1000, 1)
+    say(
+        f"latency over {len(latencies)} alerts: p50 {f['latency_p50_ms']} ms, "
+        f"p95 {f['latency_p95_ms']} ms, p99 {f['latency_p99_ms']} ms"
+    )
+
+
+def _restart(run: _Run) -> None:
+    f, say = run.figures, run.progress
+    assert run.worker is not None
+    run.worker.stop()
+    worker = run.start_worker()
+    f["restart_to_ready_s"] = round(worker.wait_ready(), 1)
+    since = time.time()
+    probe = list(encoded(run.population.events(50, dt.datetime.now(dt.UTC)), run.registry))
+    asyncio.run(publish(probe, run.settings))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not _latencies(run.settings, since):
+        time.sleep(0.5)
+    f["restart_to_routing_s"] = round(time.monotonic() - worker.started_at, 1)
+    f["rss_after_recovery_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
+    say(
+        f"restart: ready after {f['restart_to_ready_s']} s, routing again after "
+        f"{f['restart_to_routing_s']} s"
+    )
+
+
+def _delivery(run: _Run) -> None:
+    f, say, settings = run.figures, run.progress, run.settings
+    now = dt.datetime.now(dt.UTC)
+    alerts = _bench_alerts(run.options.delivery_alerts, now)
+    messages = [build_message(a, settings.mail_from, now) for a in alerts]
+    seconds = asyncio.run(plain_send_loop("127.0.0.1", settings.mailbox_port, messages))
+    plain = len(messages) / seconds
+    f["plain_smtp_emails_per_s"] = round(plain)
+    asyncio.run(_produce_alerts(settings, alerts))
+    _wait_drained(settings, [run.names.alerts], say)
+    sent, delivered = _delivery_rate(settings, "bench")
+    f["hub_emails_per_s"] = round(delivered)
+    f["delivery_ratio"] = round(delivered / plain, 3) if plain else None
+    f["delivery_emails"] = sent
+    ratio = f["delivery_ratio"]
+    say(f"delivery: hub {delivered:,.0f}/s vs plain aiosmtplib {plain:,.0f}/s = {ratio} x")
+
+
+def table(results: Results) -> str:
+    f, t = results.figures, TARGETS
+    rate = results.options.get("latency_rate")
+    rows = [
+        (
+            "ingest, raw baseline (aiokafka + fastavro)",
+            f"{f.get('baseline_events_per_s', 0):,} ev/s",
+            "",
+        ),
+        (
+            "ingest -> routed alerts, the hub",
+            f"{f.get('hub_events_per_s', 0):,} ev/s",
+            f"{f.get('hub_ratio')} x baseline (target >= {t['ingest_ratio']})",
+        ),
+        ("delivery, plain aiosmtplib loop", f"{f.get('plain_smtp_emails_per_s', 0):,} mails/s", ""),
+        (
+            "delivery, the hub",
+            f"{f.get('hub_emails_per_s', 0):,} mails/s",
+            f"{f.get('delivery_ratio')} x plain (target >= {t['delivery_ratio']})",
+        ),
+        (
+            "end-to-end latency p50 / p95 / p99",
+            f"{f.get('latency_p50_ms')} / {f.get('latency_p95_ms')} / {f.get('latency_p99_ms')} ms",
+            f"at {rate} ev/s (target p99 <= {t['latency_p99_ms']:.0f} ms)",
+        ),
+        (
+            "worker peak resident memory",
+            f"{f.get('rss_mib')} MiB",
+            f"{f.get('persons', 0):,} persons (target <= 1024 MiB at 1,000,000)",
+        ),
+        (
+            "restart to routing again",
+            f"{f.get('restart_to_routing_s')} s",
+            f"ready after {f.get('restart_to_ready_s')} s (target <= 60 s at 1,000,000 persons)",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value:>24}  {note}" for name, value, note in rows)

@@ -1,0 +1,132 @@
+"""Starting the hub's own commands as child processes: the demo and the benchmark run a
+real ``hub worker`` and a real ``hub mailbox``, exactly as an operator would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Self
+
+from involvement_hub.errors import HubError
+from involvement_hub.settings import Settings
+
+
+class Child:
+    """One ``python -m involvement_hub <command>`` process with its own log file."""
+
+    def __init__(self, command: list[str], settings: Settings, log: Path, **env: str) -> None:
+        self.command = command
+        self.settings = settings
+        self.log = log
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def start(self) -> Self:
+        # The child inherits PATH, JAVA_HOME, locale and the like, but its HUB_* settings
+        # come only from ours.
+        environment = dict(os.environ)
+        for name in [n for n in environment if n.startswith("HUB_")]:
+            del environment[name]
+        environment.update(self.settings.as_environment())
+        environment.update(self.env)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.started_at = time.monotonic()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "involvement_hub", *self.command],
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def peak_rss_bytes(self) -> int:
+        """The process's peak resident memory so far (VmHWM), from /proc."""
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+
+class Worker(Child):
+    def __init__(self, settings: Settings, log: Path, **env: str) -> None:
+        super().__init__(["worker"], settings, log, **env)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.settings.metrics_host}:{self.settings.metrics_port}{path}"
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url("/readyz"), timeout=2) as reply:  # noqa: S310
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float = 180) -> float:
+        """Seconds from start until ready; raises if the worker exits or takes too long."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise HubError(f"the worker exited; see {self.log}")
+            if self.ready():
+                return time.monotonic() - self.started_at
+            time.sleep(0.2)
+        raise HubError(f"the worker was not ready within {timeout:.0f} s; see {self.log}")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as reply:  # noqa: S310
+            return str(reply.read().decode("utf-8"))
+
+
+def metric_total(text: str, name: str) -> float:
+    """The sum of every sample of ``name`` in a Prometheus text exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise HubError(f"nothing listened on port {port} within {timeout:.0f} s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
