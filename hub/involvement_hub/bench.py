@@ -66,6 +66,7 @@ class BenchOptions:
     latency_seconds: float = 20.0
     seed: int = 1
     out: Path | None = None
+    skip: frozenset[str] = frozenset()  # of "latency", "restart", "delivery"
 
 
 @dataclass
@@ -298,9 +299,9 @@ def run_bench(settings: Settings, options: BenchOptions, progress: Progress) -> 
         wait_for_port(settings.mailbox_port)
         asyncio.run(ensure_topics(settings))
         _ingest(run)
-        _latency(run)
-        _restart(run)
-        _delivery(run)
+        for name, step in (("latency", _latency), ("restart", _restart), ("delivery", _delivery)):
+            if name not in options.skip:
+                step(run)
     finally:
         if run.worker is not None:
             run.worker.stop()

@@ -242,6 +242,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         latency_seconds=args.seconds,
         seed=args.seed,
         out=args.out,
+        skip=frozenset(s for s in args.skip.split(",") if s),
     )
     results = run_bench(settings, options, progress=_say)
     print(table(results))
@@ -343,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--out", type=Path, help="where to write the JSON results")
+    bench.add_argument("--skip", default="", help="comma-separated: latency, restart, delivery")
     demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
     demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
     return parser

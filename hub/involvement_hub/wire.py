@@ -14,11 +14,12 @@ import collections.abc
 import dataclasses
 import datetime as dt
 import enum
-import json
 import types
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import orjson
 
 T = TypeVar("T")
 Decoder = Callable[[Any], Any]
@@ -33,15 +34,14 @@ def to_data(value: Any, hint: Any = None) -> Any:
 
 def dumps(value: Any, cls: Any = None) -> bytes:
     """Serialise ``value`` as ``cls`` (a dataclass, or a union of them, which is tagged)."""
-    data = to_data(value, cls)
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return orjson.dumps(to_data(value, cls))
 
 
 def loads(cls: Any, raw: bytes | str) -> Any:
     """Parse bytes written by :func:`dumps` into ``cls`` (a dataclass or union of them)."""
     try:
-        return decoder_for(cls)(json.loads(raw))
-    except (KeyError, TypeError, AttributeError) as exc:
+        return decoder_for(cls)(orjson.loads(raw))
+    except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
         raise ValueError(f"not a valid {getattr(cls, '__name__', cls)}: {exc!r}") from exc
 
 

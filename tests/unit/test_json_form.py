@@ -201,6 +201,7 @@ PRACTITIONER_DEFAULTS = {"phone": None, "team": None, "out_of_hours_phone": None
             {
                 **INVOLVEMENT,
                 "practitioner": {**INVOLVEMENT["practitioner"], **PRACTITIONER_DEFAULTS},
+                "safeguarding_override": None,  # v2's new field, filled with its default
             },
         ),
     ],

@@ -69,8 +69,32 @@ def test_the_shipped_policy_reads_its_values() -> None:
     assert entry.recipient_roles == {RecipientRole.LEAD_PRACTITIONER}
     assert entry.content_level is ContentLevel.REFERENCE
     assert entry.urgency is Urgency.URGENT
-    assert entry.fan_out == {Link.PARENT, Link.PARTNER, Link.CARER, Link.HOUSEHOLD_MEMBER}
+    assert entry.fan_out == {
+        Link.PARENT,
+        Link.PARTNER,
+        Link.PARENTS_PARTNER,
+        Link.CARER,
+        Link.HOUSEHOLD_MEMBER,
+    }
     assert entry.service_categories == frozenset(ServiceCategory)
+
+
+@pytest.mark.parametrize("kind", ["SUBSCRIPTION_STARTED", "SUBSCRIPTION_ENDED"])
+def test_subscription_changes_alert_nobody(kind: str) -> None:
+    # A subscription changes state only: no role may be told that one started or ended.
+    entry = load_policy(POLICY_FILE).kinds[kind]
+    assert entry.recipient_roles == frozenset()
+    assert entry.fan_out == frozenset()
+
+
+def test_explicit_subscribers_are_allowed_only_where_the_policy_says() -> None:
+    policy = load_policy(POLICY_FILE)
+    allowed = {
+        k for k, e in policy.kinds.items() if RecipientRole.EXPLICIT_SUBSCRIBER in e.recipient_roles
+    }
+    assert {"SCHOOL_EXCLUSION", "POLICE_CUSTODY", "INVOLVEMENT_STARTED"} <= allowed
+    # Health and safeguarding-incident details stay with the lead practitioner.
+    assert not allowed & {"HOSPITAL_ATTENDANCE", "HOSPITAL_ADMISSION", "DOMESTIC_ABUSE_INCIDENT"}
 
 
 def test_a_minimal_policy_takes_its_defaults() -> None:

@@ -138,7 +138,7 @@ def test_the_readme_examples_are_accepted() -> None:
 
     results = prepare(*examples)
 
-    assert len(results) == 3
+    assert len(results) == 4  # one per record type
     assert all(isinstance(r, Prepared) for r in results), [str(r) for r in results]
 
 

@@ -306,15 +306,10 @@ def test_rejecting_keeps_them_apart_and_is_not_asked_again() -> None:
     assert [d.outcome for d in log_of([late], DecisionRecord)] == ["unknown_candidate"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a rejection is remembered by candidate id, which hashes min() of each side's "
-    "keys at the time it was raised; when a side later learns another identifier that sorts "
-    "lower ('la_person_id:...' < 'upn:...'), the same pair is raised again under a new id. "
-    "Fix: remember rejections by key pairs (every key_a x key_b, or the survivors' keys) and "
-    "check them before raising.",
-)
 def test_a_rejected_pair_is_not_raised_again_when_one_side_learns_an_identifier() -> None:
+    # The candidate id hashes min() of each side's keys when raised; a side that later learns
+    # an identifier sorting lower ('la_person_id:...' < 'upn:...') would give the same pair a
+    # new id. The rejection is remembered by identifier keys, so it still holds.
     state = tables()
     run(state, about(CHRISTOPHER))
     (raised,) = log_of(run(state, about(KIT)), CandidateRecord)

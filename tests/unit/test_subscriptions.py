@@ -23,14 +23,20 @@ def rule(**fields: Any) -> dict[str, Any]:
 
 def test_the_shipped_rules_load() -> None:
     rules = load_rules(RULES_DIR, POLICY)
-    assert [r.rule_id for r in rules.rules] == ["lead-practitioner", "team-around-the-child"]
+    assert [r.rule_id for r in rules.rules] == [
+        "lead-practitioner",
+        "team-around-the-child",
+        "explicit-subscription",
+    ]
 
 
 def test_the_lead_practitioner_hears_of_every_kind_through_every_link() -> None:
     lead = load_rules(RULES_DIR, POLICY).rules[0]
     assert lead.role is RecipientRole.LEAD_PRACTITIONER
     assert set(lead.kinds) == set(all_kinds())
-    assert lead.links == frozenset(Link)
+    # CHILD and CARED_FOR only name an edge seen from the adult's side: an event never
+    # reaches a child's team "about a child of the child".
+    assert lead.links == frozenset(Link) - {Link.CHILD, Link.CARED_FOR}
 
 
 def test_the_team_hears_of_involvements_and_a_few_life_events_about_the_child_only() -> None:
@@ -39,11 +45,13 @@ def test_the_team_hears_of_involvements_and_a_few_life_events_about_the_child_on
     assert team.role is RecipientRole.TEAM_MEMBER
     assert team.links == {Link.SELF}
     assert [r.rule_id for r in rules.matching("SCHOOL_EXCLUSION", Link.SELF)] == [
-        "lead-practitioner"
+        "lead-practitioner",
+        "explicit-subscription",
     ]
     assert [r.rule_id for r in rules.matching("INVOLVEMENT_ENDED", Link.SELF)] == [
         "lead-practitioner",
         "team-around-the-child",
+        "explicit-subscription",
     ]
     assert [r.rule_id for r in rules.matching("MISSING_EPISODE", Link.PARENT)] == [
         "lead-practitioner"
@@ -59,7 +67,19 @@ def test_patterns_expand_to_kinds_once_each() -> None:
         "INVOLVEMENT_UPDATED",
         "INVOLVEMENT_ENDED",
         "RELATIONSHIP_ENDED",
+        "SUBSCRIPTION_ENDED",
     )
+
+
+def test_explicit_subscribers_hear_only_of_events_about_the_child() -> None:
+    explicit = load_rules(RULES_DIR, POLICY).rules[2]
+    assert explicit.role is RecipientRole.EXPLICIT_SUBSCRIBER
+    assert explicit.links == {Link.SELF}
+    assert set(explicit.kinds) == set(all_kinds())
+    rules = load_rules(RULES_DIR, POLICY)
+    assert [r.rule_id for r in rules.matching("SCHOOL_EXCLUSION", Link.SIBLING)] == [
+        "lead-practitioner"
+    ]
 
 
 def test_links_default_to_self() -> None:

@@ -7,18 +7,41 @@ import json
 from typing import Any
 
 import pytest
-from core_builders import CHILD, CHILD_ID, NOW, POLICY_FILE, RULES_DIR, involvement, team_of
+from core_builders import (
+    CHILD,
+    CHILD_ID,
+    NOW,
+    POLICY_FILE,
+    RULES_DIR,
+    involvement,
+    practitioner,
+    team_of,
+)
 from involvement_hub import wire
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.audit import DisclosureRecord, disclosure_record
-from involvement_hub.core.family import PersonState
+from involvement_hub.core.family import RELATIONSHIP as RELATIONSHIP_VIA
+from involvement_hub.core.family import (
+    Edge,
+    Household,
+    PersonState,
+    household_rank,
+    set_subscription,
+)
+from involvement_hub.core.household import HouseholdState, Member
 from involvement_hub.core.messages import (
     DeliveryOutcome,
+    EdgeUpdate,
     FanOut,
     Handover,
+    HouseholdChange,
+    HouseholdMessage,
+    HouseholdRename,
     Merge,
     PersonEvent,
     PersonMessage,
+    RenameNeighbour,
+    SetHousehold,
     ToResolve,
 )
 from involvement_hub.core.model import (
@@ -37,6 +60,8 @@ from involvement_hub.core.model import (
     RelationshipToSubject,
     ServiceCategory,
     Source,
+    SubscriptionChange,
+    SubscriptionEvent,
     Urgency,
 )
 from involvement_hub.core.policy import Link, load_policy
@@ -101,6 +126,25 @@ def test_nested_unions_carry_their_class_name() -> None:
     assert "@" not in data["event"]["envelope"]  # a plain dataclass field needs no tag
 
 
+STAMP = (NOW - DAY, "northshire-housing/le-1")
+EDGE = Edge("P-PARENT", Link.CHILD, True, STAMP, RELATIONSHIP_VIA)
+SUBSCRIBE = SubscriptionEvent(
+    envelope=Envelope("sub-1", NOW - DAY, NOW, Source("oakfield-primary", "mis", "PUP-1"), CHILD),
+    subscription_id="SUB-1",
+    change=SubscriptionChange.STARTED,
+    practitioner=practitioner("DSL-1"),
+    kinds=("SCHOOL_EXCLUSION",),
+    reason="attendance support plan",
+)
+FULL_STATE = set_subscription(
+    PersonState(
+        CHILD_ID,
+        TEAM,
+        edges=(EDGE,),
+        household=Household("999000000101", STAMP, observed=True),
+    ),
+    SUBSCRIBE,
+)
 PERSON_MESSAGES: dict[str, PersonMessage] = {
     "person-event": PersonEvent(INVOLVEMENT, CHILD_ID, (("P-PARENT", "PARENT"),), NOW),
     "fan-out": FanOut(LIFE, CHILD_ID, "P-PARENT", Link.PARENT, True, None, NOW),
@@ -109,6 +153,11 @@ PERSON_MESSAGES: dict[str, PersonMessage] = {
     ),
     "merge": Merge("P-FROM", CHILD_ID),
     "handover": Handover("P-FROM", CHILD_ID, PersonState(CHILD_ID, TEAM)),
+    "full-handover": Handover("P-FROM", CHILD_ID, FULL_STATE),
+    "edge-update": EdgeUpdate(CHILD_ID, EDGE),
+    "set-household": SetHousehold(CHILD_ID, None, STAMP, False, only_from="999000000101"),
+    "rename-neighbour": RenameNeighbour(CHILD_ID, "P-FROM", "P-INTO"),
+    "subscription-event": PersonEvent(SUBSCRIBE, CHILD_ID, (), NOW),
     "empty-handover": Handover("P-FROM", CHILD_ID, PersonState.empty("P-FROM")),
 }
 
@@ -127,6 +176,37 @@ def test_person_messages_round_trip_through_their_union(name: str) -> None:
 def test_person_messages_round_trip_as_their_own_class(name: str) -> None:
     message = PERSON_MESSAGES[name]
     assert round_trip(message) == message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        HouseholdChange("999000000101", CHILD_ID, True, household_rank(False, STAMP)),
+        HouseholdRename("999000000101", "P-FROM", CHILD_ID),
+    ],
+    ids=["change", "rename"],
+)
+def test_household_messages_round_trip_through_their_union(message: HouseholdMessage) -> None:
+    again = wire.loads(HouseholdMessage, wire.dumps(message, HouseholdMessage))
+    assert again == message
+    assert type(again) is type(message)
+
+
+def test_a_household_round_trips_with_its_ranks_and_counter() -> None:
+    household = HouseholdState(
+        "999000000101",
+        (
+            Member(CHILD_ID, True, household_rank(True, STAMP)),
+            Member("P-PARENT", False, household_rank(False, STAMP)),
+        ),
+        changes=7,
+    )
+    assert round_trip(household) == household
+
+
+def test_a_merged_away_person_keeps_its_redirect() -> None:
+    state = PersonState(CHILD_ID, TEAM, merged_into="P-INTO")
+    assert round_trip(state) == state
 
 
 def test_datetimes_keep_their_instant_and_zone() -> None:
@@ -251,7 +331,10 @@ def test_a_value_error_names_the_expected_class() -> None:
             json.dumps(
                 {
                     **json.loads(wire.dumps(PERSON_MESSAGES["handover"], PersonMessage)),
-                    "team": {"person_id": ["P"], "members": []},
+                    "state": {
+                        "person_id": CHILD_ID,
+                        "team": {"person_id": ["P"], "members": []},
+                    },
                 }
             ).encode(),
             id="list-for-string",

@@ -6,9 +6,10 @@ every member's partition. Membership is last-writer-wins per person, ranked as t
 stage ranks it (a stated move outranks an observed address, then time).
 
 The household is the one writer of its members' household edges, and it processes its
-changes in order, so each edge it derives is stamped with the later of the two members'
-times and, to break ties, the household's own change counter: a leave processed after a
-later join still ends the edge it should.
+changes in order. So each household's edges have a key of their own (``household:<uprn>``)
+and are ordered by the household's own change counter: the last change the household made
+is the one that stands, and a family moving together from one UPRN to another ends one set
+of edges and starts another, whatever the order of the two households' messages.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .messages import EdgeUpdate, HouseholdMessage, HouseholdRename
 from .policy import Link
 
 Rank = tuple[int, dt.datetime, str]
+# Household edges are ordered by the household's change counter alone (see above).
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +49,8 @@ def on_household_message(
 ) -> tuple[HouseholdState, tuple[EdgeUpdate, ...]]:
     current = state or HouseholdState(message.uprn)
     if isinstance(message, HouseholdRename):
-        members = {m.person_id: m for m in current.members}
-        moved = members.pop(message.from_id, None)
-        if moved is not None:
-            mine = members.get(message.into_id)
-            if mine is None or moved.version > mine.version:
-                members[message.into_id] = replace(moved, person_id=message.into_id)
-        return replace(current, members=_sorted(members.values())), ()
+        return _rename(current, message)
+
     existing = next((m for m in current.members if m.person_id == message.person_id), None)
     if existing is not None and existing.version >= message.version:
         return current, ()
@@ -70,19 +68,53 @@ def on_household_message(
     for other in current.present():
         if other.person_id == message.person_id:
             continue
-        moment = max(other.version[1], message.version[1])
-        stamp = (moment, f"{current.uprn}#{counter:012d}")
+        stamp = (_EPOCH, f"{counter:012d}")
+        via = f"{HOUSEHOLD}:{current.uprn}"
         for owner, peer in (
             (other.person_id, message.person_id),
             (message.person_id, other.person_id),
         ):
             edges.append(
-                EdgeUpdate(
-                    owner, Edge(peer, Link.HOUSEHOLD_MEMBER, message.joined, stamp, HOUSEHOLD)
-                )
+                EdgeUpdate(owner, Edge(peer, Link.HOUSEHOLD_MEMBER, message.joined, stamp, via))
             )
     return updated, tuple(edges)
 
 
 def _sorted(members: Iterable[Member]) -> tuple[Member, ...]:
     return tuple(sorted(members, key=lambda m: m.person_id))
+
+
+def _rename(
+    current: HouseholdState, message: HouseholdRename
+) -> tuple[HouseholdState, tuple[EdgeUpdate, ...]]:
+    """A member was merged into another person: move the membership to the survivor, end
+    every edge to the old id and (re)link the survivor with those present."""
+    members = {m.person_id: m for m in current.members}
+    moved = members.pop(message.from_id, None)
+    if moved is None:
+        return current, ()
+    mine = members.get(message.into_id)
+    if mine is None or moved.version > mine.version:
+        members[message.into_id] = replace(moved, person_id=message.into_id)
+    counter = current.changes + 1
+    updated = replace(current, members=_sorted(members.values()), changes=counter)
+    stamp = (_EPOCH, f"{counter:012d}")
+    via = f"{HOUSEHOLD}:{current.uprn}"
+    survivor_present = members[message.into_id].present
+    edges: list[EdgeUpdate] = []
+    for other in updated.present():
+        if other.person_id == message.into_id:
+            continue
+        edges.append(
+            EdgeUpdate(
+                other.person_id, Edge(message.from_id, Link.HOUSEHOLD_MEMBER, False, stamp, via)
+            )
+        )
+        for owner, peer in ((other.person_id, message.into_id), (message.into_id, other.person_id)):
+            edges.append(
+                EdgeUpdate(owner, Edge(peer, Link.HOUSEHOLD_MEMBER, survivor_present, stamp, via))
+            )
+    edges.append(
+        EdgeUpdate(message.into_id, Edge(message.from_id, Link.HOUSEHOLD_MEMBER, False, stamp, via))
+    )
+    return updated, tuple(edges)

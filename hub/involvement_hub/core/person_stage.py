@@ -99,12 +99,24 @@ class Context:
 def on_person_message(
     message: PersonMessage, state: PersonState | None, ctx: Context
 ) -> PersonStep:
+    if state is not None and state.merged_into is not None:
+        forward: list[tuple[str, PersonMessage]] = []
+        redirected = _redirect(message, state.merged_into)
+        if redirected is not None:
+            forward.append(redirected)
+        if isinstance(message, EdgeUpdate):
+            # The sender still points at the old id: tell it the new one.
+            sender = message.edge.other_id
+            forward.append((sender, RenameNeighbour(sender, state.person_id, state.merged_into)))
+        return PersonStep(state=state, forward=tuple(forward))
+
     if isinstance(message, Merge):
         current = state or PersonState.empty(message.from_id)
-        return PersonStep(
-            state=None,
-            forward=((message.into_id, Handover(message.from_id, message.into_id, current)),),
-        )
+        # What remains is a redirect: messages still on their way to the old id follow it.
+        redirect = replace(PersonState.empty(message.from_id), merged_into=message.into_id)
+        handover = Handover(message.from_id, message.into_id, current)
+        return PersonStep(state=redirect, forward=((message.into_id, handover),))
+
     if isinstance(message, Handover):
         return _absorb(message, state)
     person_id = message.person_id
@@ -148,9 +160,10 @@ def _absorb(message: Handover, state: PersonState | None) -> PersonStep:
 
 
 def _move(state: PersonState, message: SetHousehold) -> PersonStep:
-    if message.only_from is not None and (
-        state.household is None or state.household.uprn != message.only_from
-    ):
+    # A leave from U is recorded unless the person is known to live elsewhere: arriving
+    # before the join it undoes, it outranks that join when the join comes.
+    known = state.household.uprn if state.household is not None else None
+    if message.only_from is not None and known not in (None, message.only_from):
         return PersonStep(state=state)
     moved, changed = set_household(state, message.uprn, message.version, observed=message.observed)
     changes = _household_changes(state.person_id, changed, message.version, message.observed)
@@ -211,8 +224,10 @@ def _family_facts(
         state, changed = set_household(state, address.uprn, stamp, observed=True)
         households.extend(_household_changes(state.person_id, changed, stamp, True))
     # The household an event speaks of is the one on the event, if it says.
+    # The household an event speaks of is the one on the event: not the one the subject
+    # happens to be known at when the event is processed, which depends on arrival order.
     home = address.uprn if address is not None and address.uprn else None
-    home = home or (state.household.uprn if state.household is not None else None)
+
     if isinstance(event, RelationshipEvent) and message.related:
         other_id = message.related[0][0]
         link(

@@ -137,7 +137,9 @@ def _apply(
     pid = resolution.person_id
     for key, owner in resolution.assign.items():
         tables.person_of[key] = owner
-    tables.keys_of[pid] = list(resolution.keys)
+    # Every write is a changelog message: only write what changed.
+    if resolution.assign or resolution.merged or pid not in tables.keys_of:
+        tables.keys_of[pid] = list(resolution.keys)
     profile = tables.profiles.get(pid, Profile())
     for from_id, into_id in resolution.merged:
         tables.keys_of.pop(from_id, None)

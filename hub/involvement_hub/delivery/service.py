@@ -137,8 +137,18 @@ async def _retry(nudge: RetryNudge, stores: Stores, d: Deliverer, result: Result
 async def _attempt(
     alert: Alert, entry: ob.OutboxEntry, stores: Stores, d: Deliverer, result: Result
 ) -> None:
-    entry = ob.attempted(entry, d.clock())
+    now = d.clock()
+    entry = ob.attempted(entry, now)
     stores.outbox[alert.alert_id] = entry  # recorded before the send: the outbox's promise
+    if alert.alert_id not in stores.due:
+        # Should this attempt never report back (the worker stopped or died mid-send, and
+        # Faust acks an event whose processing was cancelled), the ticker retries from here.
+        # A nudge that comes while the send is still going waits behind it, then finds the
+        # entry SENT, or not yet due again.
+        retry_at = now + d.backoff.delay(entry.attempts, d.rand())
+        stores.due[alert.alert_id] = Due(
+            alert.recipient_id, retry_at, entry.first_attempt_at or now
+        )
     try:
         await d.mailer.send(build_message(alert, d.mail_from, d.clock()))
     except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
@@ -250,11 +260,13 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
     ):
         return
     alerts = [a for a in window.alerts if _still_held(stores, a.alert_id)]
-    if (entry is not None and entry.status in (ob.Status.SENT, ob.Status.FAILED)) or not alerts:
-        # Sent (or given up) before a restart could record it everywhere: finish the bookkeeping.
+    if entry is not None and entry.status is ob.Status.FAILED:
+        # Given up before a restart could record it everywhere: finish the bookkeeping.
+        _give_up_digest(box, window.window, alerts, stores)
+        return
+    if (entry is not None and entry.status is ob.Status.SENT) or not alerts:
         _finish_digest(box, window.window, alerts, digest_id, stores, now)
         return
-    first = alerts[0]
     entry = ob.attempted(
         entry or ob.OutboxEntry(ob.Status.PENDING, due.recipient_id, first_attempt_at=now), now
     )
@@ -271,20 +283,7 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
     try:
         await d.mailer.send(message)
     except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
-        failure = _failure(exc)
-        if failure is ob.Failure.PERMANENT:
-            # The recipient cannot receive mail at all: each alert is escalated on its own.
-            for alert in alerts:
-                stores.outbox[alert.alert_id] = replace(
-                    stores.outbox[alert.alert_id],
-                    status=ob.Status.FAILED,
-                    alert=None,
-                    escalated=True,
-                )
-                _escalate(alert, "permanent", d, result)
-        _failed(digest_id, first, entry, exc, stores, d, result, digest_window=window.window)
-        if failure is ob.Failure.PERMANENT:
-            _finish_digest(box, window.window, [], digest_id, stores, now)
+        _digest_failed(exc, digest_id, entry, window.window, box, alerts, stores, d, result)
         return
     accepted = d.clock()
     stores.outbox[digest_id] = ob.after_success(entry, accepted)
@@ -296,7 +295,58 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
     _finish_digest(box, window.window, alerts, digest_id, stores, accepted)
 
 
+def _digest_failed(
+    exc: Exception,
+    digest_id: str,
+    entry: ob.OutboxEntry,
+    window: str,
+    box: DigestBox,
+    alerts: list[Alert],
+    stores: Stores,
+    d: Deliverer,
+    result: Result,
+) -> None:
+    """A digest that failed: retried as a whole; escalated (and given up) alert by alert."""
+    failure = _failure(exc)
+    d.metrics.emails_failed.labels(failure.value).inc()
+    now = d.clock()
+    after = ob.after_failure(entry, failure, str(exc), now, d.backoff, d.rand())
+    stores.outbox[digest_id] = after.entry
+    recipient = box.recipient_id
+    if after.entry.status is ob.Status.PENDING and after.entry.next_attempt_at is not None:
+        since = after.entry.first_attempt_at or now
+        stores.due[digest_id] = Due(recipient, after.entry.next_attempt_at, since, window)
+        status = "RETRY"
+    else:
+        stores.due.pop(digest_id, None)
+        status = "FAILED"
+    _outcome(
+        result, d, digest_id, recipient, status, detail=str(exc), attempts=after.entry.attempts
+    )
+    if after.escalate is not None:
+        # Each alert in the digest is escalated on its own: its escalation contact may differ.
+        for alert in alerts:
+            _escalate(alert, after.escalate, d, result)
+    if after.entry.status is ob.Status.FAILED:
+        _give_up_digest(box, window, alerts, stores)
+
+
+def _give_up_digest(box: DigestBox, window: str, alerts: list[Alert], stores: Stores) -> None:
+    for alert in alerts:
+        entry = stores.outbox.get(alert.alert_id)
+        if entry is not None and entry.status is ob.Status.HELD:
+            stores.outbox[alert.alert_id] = replace(
+                entry, status=ob.Status.FAILED, alert=None, escalated=True
+            )
+    remaining = close(box, window)
+    if remaining.windows:
+        stores.digests[box.recipient_id] = remaining
+    else:
+        stores.digests.pop(box.recipient_id, None)
+
+
 def _still_held(stores: Stores, alert_id: str) -> bool:
+
     entry = stores.outbox.get(alert_id)
     return entry is not None and entry.status is ob.Status.HELD
 

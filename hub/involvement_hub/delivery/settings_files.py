@@ -84,6 +84,11 @@ def load_plan(folder: Path) -> DeliveryPlan:
             raise SubscriptionError(
                 f"{cwhere}: needs an agency and an escalation or out_of_hours address"
             )
+        extra = sorted(set(raw) - {"agency", "team", "escalation", "out_of_hours"})
+        if extra:
+            # A misspelt key would silently lose an escalation address.
+            raise SubscriptionError(f"{cwhere}: unknown key '{extra[0]}'")
+
         for field in ("escalation", "out_of_hours"):
             if field in raw and "@" not in str(raw[field]):
                 raise SubscriptionError(f"{cwhere}: {field} is not an email address")

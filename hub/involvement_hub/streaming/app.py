@@ -121,6 +121,9 @@ class HubApp:
         self._nudged: dict[str, tuple[dt.datetime, float]] = {}
         self.app = self._create_app()
         self._declare()
+        # Faust pauses every stream while more than 100 table writes wait to be produced,
+        # logging a warning each time; a hub writes a few per event, so allow more.
+        self.app.producer.buffer.max_messages = 5000
 
     # -- construction -------------------------------------------------------------
 
@@ -142,6 +145,9 @@ class HubApp:
             autodiscover=False,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            # A few milliseconds of lingering lets the producer send changelog and topic
+            # messages in batches instead of one request (and syscall) each.
+            producer_linger_ms=5,
             stream_wait_empty=False,
         )
 
@@ -246,11 +252,11 @@ class HubApp:
         if not isinstance(result, Accepted):
             if result.decode_failure:
                 self.metrics.decode_failures.labels(agency or "unknown", result.reason).inc()
-            await self._quarantine(event, result.reason, result.detail, agency)
+            self._quarantine(event, result.reason, result.detail, agency)
             return
         self.metrics.events_consumed.labels(agency, result.event.kind).inc()
         forward = ToResolve(result.event, kafka_time(message.timestamp, self.clock()))
-        await self.identity_topic.send(value=wire.dumps(forward, IdentityMessage))
+        self.identity_topic.send_soon(value=wire.dumps(forward, IdentityMessage))
 
     async def _resolve(self, event: Any) -> None:
         message = wire.loads(IdentityMessage, event.value)
@@ -260,8 +266,8 @@ class HubApp:
         for record in step.log:
             if isinstance(record, MergeRecord):
                 self.metrics.identity_merges.inc()
-            await self.identity_log_topic.send(value=wire.dumps(record, IdentityLogRecord))
-        await self._send_persons(step.forward)
+            self.identity_log_topic.send_soon(value=wire.dumps(record, IdentityLogRecord))
+        self._send_persons(step.forward)
 
     async def _person(self, event: Any) -> None:
         person_id = event.key.decode("utf-8")
@@ -276,13 +282,13 @@ class HubApp:
         for decision in step.decisions:
             self.metrics.decisions.labels(decision.outcome.value, decision.suppression or "").inc()
         for alert in step.alerts:
-            await self._queue_alert(alert)
+            self._queue_alert(alert)
             self.metrics.alerts_routed.labels(alert.urgency.value).inc()
         for record in step.audit:
-            await self.audit_topic.send(key=record.person_id.encode(), value=wire.dumps(record))
-        await self._send_persons(step.forward)
+            self.audit_topic.send_soon(key=record.person_id.encode(), value=wire.dumps(record))
+        self._send_persons(step.forward)
         for uprn, household in step.households:
-            await self.household_topic.send(
+            self.household_topic.send_soon(
                 key=uprn.encode(), value=wire.dumps(household, HouseholdMessage)
             )
 
@@ -293,11 +299,11 @@ class HubApp:
         updated, edges = on_household_message(message, state)
         if updated != state:
             self.households[uprn] = updated
-        await self._send_persons([(e.person_id, e) for e in edges])
+        self._send_persons([(e.person_id, e) for e in edges])
 
-    async def _send_persons(self, messages: Any) -> None:
+    def _send_persons(self, messages: Any) -> None:
         for key, message in messages:
-            await self.person_topic.send(key=key.encode(), value=wire.dumps(message, PersonMessage))
+            self.person_topic.send_soon(key=key.encode(), value=wire.dumps(message, PersonMessage))
 
     async def _delivery_agent(self, stream: Any) -> None:
         async for events in stream.take_events(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
@@ -320,14 +326,14 @@ class HubApp:
         message = wire.loads(AlertTopicMessage, event.value)
         result = await handle(message, self.stores, self.deliverer)
         for alert in result.queue:
-            await self._queue_alert(alert)
+            self._queue_alert(alert)
         for outcome in result.outcomes:
-            await self.delivery_topic.send(
+            self.delivery_topic.send_soon(
                 key=outcome.recipient_id.encode(), value=wire.dumps(outcome)
             )
 
-    async def _queue_alert(self, alert: Alert) -> None:
-        await self.alerts_topic.send(
+    def _queue_alert(self, alert: Alert) -> None:
+        self.alerts_topic.send_soon(
             key=alert.recipient_id.encode(), value=wire.dumps(alert, AlertTopicMessage)
         )
 
@@ -357,7 +363,7 @@ class HubApp:
             if due.next_at <= now and self._nudged.get(key, (None, 0.0))[0] != due.next_at:
                 self._nudged[key] = (due.next_at, mono)
                 nudge = RetryNudge(due.recipient_id, key)
-                await self.alerts_topic.send(
+                self.alerts_topic.send_soon(
                     key=due.recipient_id.encode(), value=wire.dumps(nudge, AlertTopicMessage)
                 )
         for recipient, box in list(self.stores.digests.items()):
@@ -368,7 +374,7 @@ class HubApp:
                     continue  # a failed digest is retried through its due entry
                 self._nudged[key] = (window.due, mono)
                 message = DigestDue(recipient, window.window)
-                await self.alerts_topic.send(
+                self.alerts_topic.send_soon(
                     key=recipient.encode(), value=wire.dumps(message, AlertTopicMessage)
                 )
         self.metrics.delivery_pending.set(waiting)
@@ -376,7 +382,7 @@ class HubApp:
 
     # -- failure paths --------------------------------------------------------------
 
-    async def _quarantine(self, event: Any, reason: str, detail: str, agency: str | None) -> None:
+    def _quarantine(self, event: Any, reason: str, detail: str, agency: str | None) -> None:
         message = event.message
         self.metrics.quarantined.labels(agency or "unknown", reason).inc()
         headers = {
@@ -387,7 +393,7 @@ class HubApp:
             "hub-source-offset": str(message.offset).encode(),
             "hub-quarantined-at": self.clock().isoformat().encode(),
         }
-        await self.quarantine_topic.send(key=message.key, value=message.value, headers=headers)
+        self.quarantine_topic.send_soon(key=message.key, value=message.value, headers=headers)
 
     async def _stage_error(self, stage: str, event: Any, exc: Exception) -> None:
         message = event.message
@@ -404,14 +410,20 @@ class HubApp:
             where,
         )
         try:
-            await self._quarantine(event, f"internal_error_{stage}", type(exc).__name__, None)
+            self._quarantine(event, f"internal_error_{stage}", type(exc).__name__, None)
         except Exception:
             log.exception("could not quarantine after a %s failure", stage)
 
 
 def _worth_keeping(state: PersonState) -> bool:
     """A person first seen in a message that left nothing to remember is not stored."""
-    return bool(state.team.members or state.edges or state.household or state.subscriptions)
+    return bool(
+        state.team.members
+        or state.edges
+        or state.household
+        or state.subscriptions
+        or state.merged_into
+    )
 
 
 def _endpoints_service(hub: HubApp) -> type[Service]:

@@ -1,0 +1,257 @@
+"""Family stories for the in-memory pipeline (core.simulation), built as a hub sees them.
+
+Each record is written in the agencies' JSON form, encoded with the producer library and
+decoded again, then turned into a domain event by ``event_from_record``: what a Faust agent
+would hand the core. Only synthetic people: NHS numbers and UPNs from
+``involvement_hub.synthetic``, ZZ99 postcodes, UPRNs starting 99900, ``.example`` emails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from involvement_hub.config import load_config
+from involvement_hub.core.household import HouseholdState
+from involvement_hub.core.identity import normalise
+from involvement_hub.core.model import Event, Identifier
+from involvement_hub.core.person_stage import Context
+from involvement_hub.core.policy import Link
+from involvement_hub.core.records import event_from_record
+from involvement_hub.core.simulation import Simulation
+from involvement_hub.settings import Settings
+from involvement_hub.synthetic import nhs_number, upn
+from involvement_hub_producer import decode, encode, from_json
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = load_config(
+    Settings(
+        policy_file=REPO / "governance" / "policy.toml", subscriptions_dir=REPO / "subscriptions"
+    )
+)
+UTC = dt.UTC
+T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # stories happen from here on
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # when the hub routes them
+RETENTION = dt.timedelta(days=90)
+REGISTRY = CONFIG.registry
+
+
+def event(record: dict[str, Any]) -> Event:
+    """A JSON-form record (with its ``schema`` key) as the hub would decode it."""
+    record = dict(record)
+    name = record.pop("schema")
+    schema = REGISTRY.current(name)
+    decoded = decode(encode(from_json(record, schema.source), schema), REGISTRY)
+    return event_from_record(decoded.name, decoded.record)
+
+
+def context(now: dt.datetime = NOW) -> Context:
+    return Context(CONFIG.policy, CONFIG.rules, RETENTION, now)
+
+
+def simulation(*, shuffle: int | None = None, now: dt.datetime = NOW) -> Simulation:
+    return Simulation(context(now), shuffle=shuffle)
+
+
+def play(sim: Simulation, records: Iterable[dict[str, Any]]) -> Simulation:
+    """Publish each record and let the pipeline settle after each, as a slow trickle would."""
+    for record in records:
+        sim.publish(event(record))
+        sim.run()
+    return sim
+
+
+# --- people -------------------------------------------------------------------------------
+
+
+def uprn(n: int) -> str:
+    return f"99900{n:07d}"
+
+
+def someone(
+    n: int,
+    given: str,
+    family: str,
+    born: str,
+    *,
+    home: int | None = None,
+    pupil: bool = False,
+    nhs: bool = True,
+) -> dict[str, Any]:
+    """A person as an agency knows them; ``home`` is the number of their UPRN."""
+    identifiers = []
+    if nhs:
+        identifiers.append({"scheme": "nhs_number", "value": nhs_number(n)})
+    if pupil:
+        identifiers.append({"scheme": "upn", "value": upn(n)})
+    return {
+        "identifiers": identifiers,
+        "given_name": given,
+        "family_name": family,
+        "date_of_birth": born,
+        "address": None if home is None else {"uprn": uprn(home), "postcode": "ZZ99 1AA"},
+    }
+
+
+def pid(sim: Simulation, person: dict[str, Any]) -> str:
+    """The hub id the simulation's resolver holds for ``person`` (by its first identifier)."""
+    first = person["identifiers"][0]
+    key = normalise(Identifier(first["scheme"], first["value"])).key
+    return sim.identity.person_of[key]
+
+
+def staff(pid_: str, name: str, agency: str, role: str = "social worker") -> dict[str, Any]:
+    return {
+        "practitioner_id": pid_,
+        "name": name,
+        "role": role,
+        "email": f"{name.lower().replace(' ', '.')}@{agency}.example",
+        "phone": "01632 960001",
+        "team": "Team North",
+        "out_of_hours_phone": "01632 960999",
+    }
+
+
+# --- records ------------------------------------------------------------------------------
+
+_counter = iter(range(1, 10**9))
+
+
+def _envelope(agency: str, ref: str, subject: dict[str, Any], at: int) -> dict[str, Any]:
+    """``at``: minutes after T0 (the story's clock)."""
+    when = (T0 + dt.timedelta(minutes=at)).isoformat()
+    return {
+        "event_id": f"ev-{next(_counter)}",
+        "occurred_at": when,
+        "recorded_at": when,
+        "source": {"agency_id": agency, "system": "test-system", "record_ref": ref},
+        "subject": subject,
+    }
+
+
+def involvement(
+    agency: str,
+    ref: str,
+    subject: dict[str, Any],
+    who: dict[str, Any],
+    *,
+    at: int,
+    involvement_id: str | None = None,
+    lead: bool = False,
+    category: str = "SOCIAL_CARE",
+    change: str = "STARTED",
+    consent: bool | None = None,
+    override: bool = False,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "schema": "Involvement",
+        **_envelope(agency, ref, subject, at),
+        "involvement_id": involvement_id or f"{agency}:{ref}",
+        "change": change,
+        "service": {
+            "service_id": f"{agency}-{category.lower()}",
+            "name": f"{agency} {category.lower().replace('_', ' ')} service",
+            "category": category,
+            "level": "TARGETED",
+        },
+        "practitioner": who,
+        "is_lead": lead,
+        "lawful_basis": "PUBLIC_TASK",
+        "consent_to_share": consent,
+        "started_on": "2026-10-01",
+    }
+    if change == "ENDED":
+        record["ended_on"] = (T0 + dt.timedelta(minutes=at)).date().isoformat()
+        record["end_reason"] = "case closed"
+    if override:
+        record["safeguarding_override"] = {
+            "authorised_by": "DSL-0",
+            "reason": "risk of significant harm",
+            "authorised_at": (T0 + dt.timedelta(minutes=at)).isoformat(),
+        }
+    return record
+
+
+def life(
+    agency: str,
+    ref: str,
+    subject: dict[str, Any],
+    kind: str,
+    *,
+    at: int,
+    related: Iterable[tuple[dict[str, Any], str]] = (),
+    new_home: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "schema": "LifeEvent",
+        **_envelope(agency, ref, subject, at),
+        "kind": kind,
+        "urgency": "ROUTINE",
+        "related": [{"person": p, "relationship": r} for p, r in related],
+        "new_address": None
+        if new_home is None
+        else {"uprn": uprn(new_home), "postcode": "ZZ99 2BB"},
+        "details": {},
+    }
+
+
+def relationship(
+    agency: str,
+    ref: str,
+    subject: dict[str, Any],
+    kind: str,
+    other: dict[str, Any],
+    *,
+    at: int,
+    change: str = "STARTED",
+) -> dict[str, Any]:
+    return {
+        "schema": "Relationship",
+        **_envelope(agency, ref, subject, at),
+        "relationship": kind,
+        "related_person": other,
+        "change": change,
+    }
+
+
+def subscription(
+    agency: str,
+    ref: str,
+    subject: dict[str, Any],
+    who: dict[str, Any],
+    *,
+    at: int,
+    kinds: Iterable[str] = (),
+    change: str = "STARTED",
+    subscription_id: str = "SUB-1",
+) -> dict[str, Any]:
+    return {
+        "schema": "Subscription",
+        **_envelope(agency, ref, subject, at),
+        "subscription_id": subscription_id,
+        "change": change,
+        "practitioner": who,
+        "kinds": list(kinds),
+        "reason": "attendance support plan",
+    }
+
+
+# --- what happened ------------------------------------------------------------------------
+
+
+def present(household: HouseholdState) -> tuple[str, ...]:
+    """The person ids living at ``household`` now."""
+    return tuple(m.person_id for m in household.present())
+
+
+def told(sim: Simulation, kind: str | None = None) -> set[tuple[str, str, Link]]:
+    """(recipient, case reference, link) of every alert sent (of ``kind``)."""
+    return {
+        (a.recipient_id, a.case_ref, a.link) for a in sim.alerts if kind is None or a.kind == kind
+    }
+
+
+def recipients(sim: Simulation, kind: str) -> set[str]:
+    return {a.recipient_id for a in sim.alerts if a.kind == kind}
