@@ -25,7 +25,12 @@ from involvement_hub.core.model import Urgency
 from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.message import build_message
 from involvement_hub.delivery.smtp import SmtpMailer
-from involvement_hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from involvement_hub.errors import (
+    DeliveryError,
+    InsecureTransportError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
 from involvement_hub.settings import Secret, Settings
 
@@ -223,12 +228,12 @@ async def test_starttls_refuses_a_certificate_the_system_cas_do_not_trust(
     assert handler.received == []
 
 
-async def test_an_untrusted_certificate_is_a_permanent_failure(
+async def test_an_untrusted_certificate_is_an_insecure_transport(
     smtp_server: StartServer, server_tls: ssl.SSLContext
 ) -> None:
     server = smtp_server(Recorder(), tls_context=server_tls, require_starttls=True)
 
-    with pytest.raises(PermanentDeliveryError):
+    with pytest.raises(InsecureTransportError):
         await send_with(settings(server.port, smtp_security="starttls"), message())
 
 
@@ -238,7 +243,7 @@ async def test_starttls_mode_refuses_a_server_that_does_not_offer_it(
     handler = Recorder()
     server = smtp_server(handler)
 
-    with pytest.raises(PermanentDeliveryError, match="STARTTLS"):
+    with pytest.raises(InsecureTransportError, match="STARTTLS"):
         await send_with(settings(server.port, smtp_security="starttls"), message())
 
     assert handler.received == []
