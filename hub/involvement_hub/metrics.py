@@ -38,6 +38,10 @@ class HubMetrics(NamedTuple):
     end_to_end_latency: Histogram
     agent_errors: Counter
     ready: Gauge
+    live: Gauge
+    consumer_lag: Gauge
+    recovery_remaining: Gauge
+    build_info: Gauge
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
@@ -124,7 +128,8 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
         ),
         oldest_pending_age=Gauge(
             "hub_delivery_oldest_pending_age_seconds",
-            "Age of the oldest alert on this worker still waiting to be retried.",
+            "Age of the oldest alert on this worker still waiting to be retried, by urgency.",
+            ["urgency"],
             registry=reg,
         ),
         digest_size=Histogram(
@@ -150,5 +155,27 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
         ),
         ready=Gauge(
             "hub_worker_ready", "1 when the worker has recovered and is consuming.", registry=reg
+        ),
+        live=Gauge(
+            "hub_worker_live",
+            "1 while every agent runs and the worker commits progress when it has work.",
+            registry=reg,
+        ),
+        consumer_lag=Gauge(
+            "hub_consumer_lag_messages",
+            "Messages not yet committed by this worker, per assigned topic and partition.",
+            ["topic", "partition"],
+            registry=reg,
+        ),
+        recovery_remaining=Gauge(
+            "hub_table_recovery_remaining_messages",
+            "Changelog messages this worker must still read before its tables are recovered.",
+            registry=reg,
+        ),
+        build_info=Gauge(
+            "hub_build_info",
+            "Always 1; the labels say which versions this worker runs.",
+            ["version", "python", "faust"],
+            registry=reg,
         ),
     )

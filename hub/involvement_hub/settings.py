@@ -99,6 +99,7 @@ class Settings:
     mail_from: str = "involvement-hub@hub.invalid"
     # Delivery
     delivery_tick_s: float = 5.0
+    stall_s: float = 300.0
     retry_base_s: float = 30.0
     retry_cap_s: float = 1800.0
     retry_horizon_h: float = 24.0
@@ -203,6 +204,7 @@ DESCRIPTIONS: Final = {
     "smtp_timeout_s": "Seconds before an SMTP connection or command times out.",
     "smtp_connections": "SMTP connections each worker keeps open and uses at once.",
     "delivery_tick_s": "Seconds between checks for due retries and closed digest windows.",
+    "stall_s": "Seconds without committed progress, while there is work, before /healthz fails.",
     "retry_base_s": "Delay before the first retry of a transient failure; it doubles each time.",
     "retry_cap_s": "Longest delay between two retries.",
     "retry_horizon_h": "Hours of transient failures after which an alert is escalated.",

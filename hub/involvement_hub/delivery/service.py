@@ -36,6 +36,7 @@ class Due:
     next_at: dt.datetime
     since: dt.datetime
     digest_window: str | None = None
+    urgency: str = "ROUTINE"  # for the oldest-pending-age gauge, by urgency
 
 
 @dataclass
@@ -147,7 +148,7 @@ async def _attempt(
         # entry SENT, or not yet due again.
         retry_at = now + d.backoff.delay(entry.attempts, d.rand())
         stores.due[alert.alert_id] = Due(
-            alert.recipient_id, retry_at, entry.first_attempt_at or now
+            alert.recipient_id, retry_at, entry.first_attempt_at or now, urgency=alert.urgency.value
         )
     try:
         await d.mailer.send(build_message(alert, d.mail_from, d.clock()))
@@ -200,7 +201,13 @@ def _failed(
     stores.outbox[key] = after.entry
     if after.entry.status is ob.Status.PENDING and after.entry.next_attempt_at is not None:
         since = after.entry.first_attempt_at or now
-        stores.due[key] = Due(alert.recipient_id, after.entry.next_attempt_at, since, digest_window)
+        stores.due[key] = Due(
+            alert.recipient_id,
+            after.entry.next_attempt_at,
+            since,
+            digest_window,
+            urgency=alert.urgency.value,
+        )
         _outcome(
             result,
             d,

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.metadata
 import logging
+import platform
 import random
 import time
 import traceback
@@ -119,6 +121,13 @@ class HubApp:
         self._retention = dt.timedelta(days=settings.involvement_retention_days)
         # id -> (the due time nudged for, monotonic time of the nudge)
         self._nudged: dict[str, tuple[dt.datetime, float]] = {}
+        # Liveness: when the committed offsets last moved, and whether there is work.
+        self._progress_at = time.monotonic()
+        self._committed_total = -1
+        self._lagging = False
+        metrics.build_info.labels(
+            _version("involvement-hub"), platform.python_version(), _version("faust-streaming")
+        ).set(1)
         self.app = self._create_app()
         self._declare()
         # Faust pauses every stream while more than 100 table writes wait to be produced,
@@ -214,15 +223,44 @@ class HubApp:
     # -- readiness ----------------------------------------------------------------
 
     def ready(self) -> bool:
+        """Tables recovered, not rebalancing, and consuming at least one partition."""
         app = self.app
         tables: Any = app.tables
         recovered = tables.recovery.completed.is_set()
-        ok = bool(app.started and recovered and not app.rebalancing)
+        consuming = bool(app.consumer.assignment()) if app.started else False
+        ok = bool(app.started and recovered and not app.rebalancing and consuming)
         self.metrics.ready.set(1 if ok else 0)
         return ok
 
     def live(self) -> bool:
-        return not any(agent.crashed for agent in self.app.agents.values())
+        """Every agent runs, and the worker has committed progress recently if it has work."""
+        crashed = any(agent.crashed for agent in self.app.agents.values())
+        stalled = self._lagging and time.monotonic() - self._progress_at > self.settings.stall_s
+        ok = not crashed and not stalled
+        self.metrics.live.set(1 if ok else 0)
+        return ok
+
+    def _observe(self) -> None:
+        """Lag per partition, recovery progress, and whether commits still advance."""
+        app = self.app
+        if not app.started:
+            return
+        consumer: Any = app.consumer
+        committed_total = 0
+        lag_total = 0
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            committed = consumer._committed_offset.get(tp) or 0
+            lag = max((highwater or 0) - committed, 0)
+            lag_total += lag
+            committed_total += committed
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        if committed_total != self._committed_total:
+            self._committed_total = committed_total
+            self._progress_at = time.monotonic()
+        self._lagging = lag_total > 0
+        tables: Any = app.tables
+        self.metrics.recovery_remaining.set(tables.recovery.active_remaining_total())
 
     # -- the agents -----------------------------------------------------------------
 
@@ -343,6 +381,10 @@ class HubApp:
             await self._tick()
         except Exception:
             log.exception("delivery tick failed; trying again at the next one")
+        try:
+            self._observe()
+        except Exception:
+            log.exception("could not observe lag and recovery; trying again at the next tick")
 
     async def _tick(self) -> None:
         """Nudge due retries and closed digest windows; measure what is waiting.
@@ -355,11 +397,12 @@ class HubApp:
         # A nudge not acted on within a minute (a rebalance, a restart) is sent again; one
         # that was acted on and failed again has a new due time, nudged when that comes.
         self._nudged = {k: v for k, v in self._nudged.items() if mono - v[1] < 60}
-        oldest: dt.datetime | None = None
+        oldest: dict[str, dt.datetime] = {}
         waiting = 0
         for key, due in list(self.stores.due.items()):
             waiting += 1
-            oldest = due.since if oldest is None or due.since < oldest else oldest
+            if due.urgency not in oldest or due.since < oldest[due.urgency]:
+                oldest[due.urgency] = due.since
             if due.next_at <= now and self._nudged.get(key, (None, 0.0))[0] != due.next_at:
                 self._nudged[key] = (due.next_at, mono)
                 nudge = RetryNudge(due.recipient_id, key)
@@ -378,7 +421,10 @@ class HubApp:
                     key=recipient.encode(), value=wire.dumps(message, AlertTopicMessage)
                 )
         self.metrics.delivery_pending.set(waiting)
-        self.metrics.oldest_pending_age.set((now - oldest).total_seconds() if oldest else 0)
+        for urgency in ("ROUTINE", "PRIORITY", "URGENT"):
+            since = oldest.get(urgency)
+            age = (now - since).total_seconds() if since else 0.0
+            self.metrics.oldest_pending_age.labels(urgency).set(age)
 
     # -- failure paths --------------------------------------------------------------
 
@@ -444,3 +490,10 @@ def _endpoints_service(hub: HubApp) -> type[Service]:
                 await self.runner.cleanup()
 
     return Endpoints
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
