@@ -249,6 +249,22 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub import quarantine
+    from involvement_hub.topics import TopicNames
+
+    messages, ends = asyncio.run(quarantine.read(settings, from_start=args.from_start))
+    if args.action == "list":
+        print(quarantine.summary(messages, TopicNames.from_settings(settings)))
+        return EXIT_OK
+    asyncio.run(
+        quarantine.replay(
+            settings, messages, ends, reason=args.reason, agency=args.agency, progress=_say
+        )
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub",
@@ -306,6 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prefs.add_argument(
         "--at", type=dt.time.fromisoformat, help="for a daily digest: HH:MM (local time)"
+    )
+    quarantine = add(
+        "quarantine", _quarantine, "list quarantined messages, or replay them after a fix"
+    )
+    quarantine.add_argument("action", choices=("list", "replay"))
+    quarantine.add_argument("--reason", help="only messages quarantined for this reason")
+    quarantine.add_argument("--agency", help="only messages from this agency's topic")
+    quarantine.add_argument(
+        "--from-start",
+        action="store_true",
+        help="include messages an earlier replay already went over",
     )
     sim = add("simulate", _simulate, "publish (or write) a synthetic population's events")
     sim.add_argument(

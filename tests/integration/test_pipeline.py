@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from conftest import WorkerProcess
+from conftest import REPO, WorkerProcess
 from involvement_hub.config import load_config
+from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
 from involvement_hub_producer import encode
 from involvement_hub_producer.json_form import from_json
@@ -196,3 +201,62 @@ async def test_a_restarted_worker_recovers_its_tables_and_routes_on_them(
         (json.loads(r.value)["recipient_id"], json.loads(r.value)["case_ref"]) for r in records
     ] == [(f"{SOCIAL_CARE}/SW-4", "CIN-24")]
     assert "Error in recovery" not in worker.log_tail(400)
+
+
+def test_quarantined_messages_are_listed_and_replayed_after_a_fix(
+    worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """A kind with no policy is quarantined; once the policy covers it, a replay routes it."""
+    settings = worker.settings
+    # A policy without PERSISTENT_ABSENCE: the school's event is quarantined (no_policy).
+    policy = (REPO / "governance" / "policy.toml").read_text()
+    start = policy.index("[kind.PERSISTENT_ABSENCE]")
+    end = policy.index("[kind.", start + 1)
+    narrow = tmp_path / "policy.toml"
+    narrow.write_text(policy[:start] + policy[end:])
+    worker.settings = settings.replace(policy_file=narrow)
+    worker.start()
+    names = TopicNames.from_settings(settings)
+    child = person(25)
+    lead = practitioner("SW-5", "Alex Morgan", "social-care.northshire")
+    asyncio.run(
+        publish_records(
+            settings,
+            [involvement(SOCIAL_CARE, "CIN-25", child, lead, involvement_id="SC-5", lead=True)],
+        )
+    )
+    asyncio.run(consume(settings.bootstrap, names.person, count=1))
+    absence = life_event(SCHOOL, "PUP-25", child, "PERSISTENT_ABSENCE")
+    asyncio.run(publish_records(settings, [absence]))
+    assert len(asyncio.run(consume(settings.bootstrap, names.quarantine, count=1))) == 1
+
+    listed = hub_cli("quarantine", "list", settings=settings)
+    assert "1 quarantined messages" in listed.stdout
+    assert SCHOOL in listed.stdout
+    assert "no_policy" in listed.stdout
+
+    # The fix: restart with the full policy, then replay.
+    worker.stop()
+    worker.settings = settings
+    worker.start()
+    replayed = hub_cli("quarantine", "replay", "--reason", "no_policy", settings=settings)
+    assert "replayed 1 of 1" in replayed.stderr
+    alerts = asyncio.run(settle_and_consume(settings.bootstrap, names.alerts, expected=1))
+    assert [json.loads(r.value)["kind"] for r in alerts] == ["PERSISTENT_ABSENCE"]
+    # A second replay finds nothing new.
+    again = hub_cli("quarantine", "replay", settings=settings)
+    assert "replayed 0 of 0" in again.stderr
+
+
+def hub_cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(settings.as_environment())
+    return subprocess.run(
+        [sys.executable, "-m", "involvement_hub", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

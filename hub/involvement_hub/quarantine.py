@@ -1,0 +1,164 @@
+"""The quarantine, for the people who fix what went into it: ``hub quarantine list|replay``.
+
+Every quarantined message keeps its original bytes and key, with headers saying where it
+came from and why (``hub-reason``, ``hub-detail``, ``hub-source-topic``, ...). Once the
+cause is fixed -- a schema deployed, a policy entry added, an agency's bug mended -- a
+replay publishes the messages back to the topics they came from, to be processed again.
+Replays are safe to repeat: events are idempotent by their ids and alerts by theirs.
+
+A replay remembers how far it got (a consumer group of its own), so the next replay starts
+after it; ``--from-start`` goes over everything again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from involvement_hub.kafka_admin import partitions_of
+from involvement_hub.settings import Settings
+from involvement_hub.topics import TopicNames
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    offset: int
+    partition: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get("hub-reason", "?")
+
+    @property
+    def source_topic(self) -> str:
+        return self.headers.get("hub-source-topic", "")
+
+    def agency(self, names: TopicNames) -> str:
+        return names.agency_of(self.source_topic) or "-"
+
+
+def replay_group(settings: Settings) -> str:
+    return f"{settings.app_id}-quarantine-replay"
+
+
+async def read(
+    settings: Settings, *, from_start: bool
+) -> tuple[list[Quarantined], dict[TopicPartition, int]]:
+    """Quarantined messages (after the last replay unless ``from_start``), and the end
+    offsets read to."""
+    topic = TopicNames.from_settings(settings).quarantine
+    tps = await partitions_of(settings.bootstrap, [topic])
+    if not tps:
+        return [], {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        group_id=replay_group(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=f"hub-quarantine-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        if from_start:
+            await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        found: list[Quarantined] = []
+        remaining = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.offset < ends[tp]:
+                        headers = {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())}
+                        found.append(Quarantined(r.offset, tp.partition, r.key, r.value, headers))
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return found, ends
+    finally:
+        await consumer.stop()
+
+
+def summary(messages: list[Quarantined], names: TopicNames) -> str:
+    if not messages:
+        return "The quarantine holds nothing new."
+    counts = Counter((m.agency(names), m.reason) for m in messages)
+    lines = [f"{len(messages)} quarantined messages:"]
+    lines += [f"  {n:6d}  {agency:<28} {reason}" for (agency, reason), n in counts.most_common()]
+    lines.append("Most recent:")
+    for m in messages[-10:]:
+        when = m.headers.get("hub-quarantined-at", "?")
+        detail = m.headers.get("hub-detail", "")
+        lines.append(f"  offset {m.offset} at {when}: {m.reason} from {m.source_topic} - {detail}")
+    return "\n".join(lines)
+
+
+async def replay(
+    settings: Settings,
+    messages: list[Quarantined],
+    ends: dict[TopicPartition, int],
+    *,
+    reason: str | None,
+    agency: str | None,
+    progress: Callable[[str], None],
+) -> int:
+    """Publish the chosen messages back to their source topics; remember how far we got."""
+    names = TopicNames.from_settings(settings)
+    chosen = [
+        m
+        for m in messages
+        if m.source_topic
+        and (reason is None or m.reason == reason)
+        and (agency is None or m.agency(names) == agency)
+    ]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all"
+    )
+    await producer.start()
+    try:
+        stamp = dt.datetime.now(dt.UTC).isoformat().encode()
+        futures = [
+            await producer.send(
+                m.source_topic,
+                value=m.value,
+                key=m.key,
+                headers=[
+                    ("hub-replayed-from", f"{names.quarantine}[{m.partition}]@{m.offset}".encode()),
+                    ("hub-replayed-at", stamp),
+                ],
+            )
+            for m in chosen
+        ]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+    await _remember(settings, ends)
+    progress(
+        f"replayed {len(chosen)} of {len(messages)} quarantined messages to their source topics"
+    )
+    return len(chosen)
+
+
+async def _remember(settings: Settings, ends: dict[TopicPartition, int]) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        group_id=replay_group(settings),
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
+    finally:
+        await consumer.stop()
