@@ -1,13 +1,18 @@
 # Named tasks. Every target creates the virtual environment it needs on first use.
-# Needs: Python 3.11+, Java 17+ and Maven (for the local Kafka broker).
+# Needs: Python 3.11+, Java 17+ and Maven (for the local Kafka broker); apt-get and dpkg-deb
+# (Debian's prometheus package, for promtool and the Prometheus the tests run).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Prometheus 2.42 and promtool from Debian's package, unpacked without root: the tests check
+# deploy/prometheus/ with promtool and scrape a real worker with the real server.
+PROMETHEUS := .hub/prometheus
+PROMTOOL   := $(PROMETHEUS)/usr/bin/promtool
 
 .PHONY: help venv lint format typecheck test test-unit test-integration test-e2e demo bench \
-        kafka-start kafka-stop kafka-status clean
+        prometheus lint-rules kafka-start kafka-stop kafka-status clean
 
 help:
 	@echo "make demo        run the hub on a local Kafka broker; alerts land in .hub/mailbox/"
@@ -15,6 +20,7 @@ help:
 	@echo "make test-unit   only the pure unit tests (no broker, seconds)"
 	@echo "make lint        ruff check and ruff format --check"
 	@echo "make typecheck   mypy --strict on the hub and the producer library"
+	@echo "make lint-rules  promtool: check the Prometheus config and rules, run the rules' unit tests"
 	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on its own"
 	@echo "make clean       remove the virtual environment and .hub/ (jars, data, mailbox)"
 
@@ -38,13 +44,29 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck $(PROMTOOL)
 	$(BIN)/python -m pytest
+
+# Fetched and unpacked beside its place and moved there whole, so an interrupted fetch is
+# simply done again. `apt-get download` needs no root, only apt's package lists.
+$(PROMTOOL):
+	rm -rf $(PROMETHEUS).download && mkdir -p $(PROMETHEUS).download
+	cd $(PROMETHEUS).download && apt-get download prometheus
+	dpkg-deb -x $(PROMETHEUS).download/prometheus_*.deb $(PROMETHEUS).download/root
+	rm -rf $(PROMETHEUS) && mv $(PROMETHEUS).download/root $(PROMETHEUS)
+	rm -rf $(PROMETHEUS).download
+	touch $@
+
+prometheus: $(PROMTOOL)
+
+lint-rules: $(PROMTOOL)
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+	$(PROMTOOL) test rules deploy/prometheus/rules.test.yml
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) $(PROMTOOL)
 	$(BIN)/python -m pytest tests/integration
 
 test-e2e: $(STAMP)

@@ -14,8 +14,10 @@ group (app id), so tests never see each other's messages.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -95,6 +97,10 @@ def kafka_bootstrap() -> Iterator[str]:
         state_dir=REPO / ".hub",
     )
     local = LocalKafka(settings)
+    if not local.status().running:
+        # The test broker is the tests' own: start it empty, so topics left by earlier runs
+        # (thousands, on a developer's machine) do not slow every test down.
+        shutil.rmtree(local.home, ignore_errors=True)
     try:
         started = local.start()
     except LocalKafkaError as exc:
@@ -113,9 +119,11 @@ def test_id() -> str:
 
 
 @pytest.fixture
-def hub_settings(kafka_bootstrap: str, tmp_path: Path, test_id: str) -> Settings:
-    """Settings for one test: its own topics, consumer group, state folder and ports."""
-    return Settings(
+def hub_settings(kafka_bootstrap: str, tmp_path: Path, test_id: str) -> Iterator[Settings]:
+    """Settings for one test: its own topics, consumer group, state folder and ports.
+
+    The test's topics (and its worker's changelogs) are deleted afterwards."""
+    settings = Settings(
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=f"t{test_id}.",
         app_id=f"hub-test-{test_id}",
@@ -129,6 +137,25 @@ def hub_settings(kafka_bootstrap: str, tmp_path: Path, test_id: str) -> Settings
         smtp_security="plain",
         log_level="warning",
     )
+    yield settings
+    asyncio.run(_delete_topics(settings))
+
+
+async def _delete_topics(settings: Settings) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        mine = [
+            t
+            for t in await admin.list_topics()
+            if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")
+        ]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.message import build_message
 from involvement_hub.delivery.smtp import plain_send_loop
 from involvement_hub.kafka_admin import ensure_topics, group_lag
+from involvement_hub.kafka_client import client_options
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.population import Population
 from involvement_hub.processes import Child, Worker, free_port, metric_total, wait_for_port
@@ -102,7 +103,7 @@ async def _drain_baseline(
     """A plain consumer decoding every message with fastavro; returns events per second."""
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.bootstrap,
+        **client_options(settings),
         group_id=f"bench-baseline-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -134,7 +135,7 @@ def _wait_drained(
     last = time.monotonic()
     quiet_since: float | None = None
     while time.monotonic() - started < timeout:
-        lag = asyncio.run(group_lag(settings.bootstrap, settings.app_id, topics))
+        lag = asyncio.run(group_lag(settings, settings.app_id, topics))
         if lag == 0:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since >= 1.0:
@@ -215,7 +216,7 @@ def _bench_alerts(count: int, now: dt.datetime) -> list[Alert]:
 
 async def _produce_alerts(settings: Settings, alerts: list[Alert]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+        **client_options(settings), enable_idempotence=True, acks="all", linger_ms=5
     )
     await producer.start()
     try:

@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from involvement_hub.config import load_config
+from involvement_hub.kafka_client import client_options
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
 from involvement_hub.processes import Worker
@@ -280,9 +281,7 @@ def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
 
 
 async def _send_garbage(settings: Settings) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all"
-    )
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         topic = TopicNames.from_settings(settings).ingest("northshire-police")

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from involvement_hub.errors import HubError
+from involvement_hub.kafka_client import client_options
 from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
 
@@ -50,7 +51,7 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
 
 async def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> list[str]:
     """Create any missing hub topic; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15000)
     try:
         await admin.start()
     except KafkaError as exc:
@@ -79,9 +80,9 @@ async def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> l
         await admin.close()
 
 
-async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+async def partitions_of(settings: Settings, topics: list[str]) -> list[TopicPartition]:
     """The partitions of each existing topic in ``topics`` (missing topics are left out)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         described = await admin.describe_topics(topics)
@@ -95,15 +96,13 @@ async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartitio
     ]
 
 
-async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Messages in ``topics`` that consumer group ``group`` has not yet committed."""
-    partitions = await partitions_of(bootstrap, topics)
+    partitions = await partitions_of(settings, topics)
     if not partitions:
         return 0
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:

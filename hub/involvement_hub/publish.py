@@ -26,6 +26,7 @@ from involvement_hub_producer import (
 )
 from involvement_hub_producer.json_form import SCHEMA_KEY
 
+from involvement_hub.kafka_client import agency_options
 from involvement_hub.settings import Settings
 
 
@@ -135,7 +136,11 @@ async def _publish_agency(
     progress: Callable[[str], None],
 ) -> None:
     publisher = AgencyPublisher(
-        settings.bootstrap, agency, topic_prefix=settings.topic_prefix, request_timeout_ms=15000
+        settings.bootstrap,
+        agency,
+        topic_prefix=settings.topic_prefix,
+        **agency_options(settings),
+        request_timeout_ms=15000,
     )
     try:
         await publisher.start()

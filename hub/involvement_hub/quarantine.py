@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from involvement_hub.kafka_admin import partitions_of
+from involvement_hub.kafka_client import client_options
 from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
 
@@ -56,11 +57,11 @@ async def read(
     """Quarantined messages (after the last replay unless ``from_start``), and the end
     offsets read to."""
     topic = TopicNames.from_settings(settings).quarantine
-    tps = await partitions_of(settings.bootstrap, [topic])
+    tps = await partitions_of(settings, [topic])
     if not tps:
         return [], {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+        **client_options(settings),
         group_id=replay_group(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -121,9 +122,7 @@ async def replay(
         and (reason is None or m.reason == reason)
         and (agency is None or m.agency(names) == agency)
     ]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all"
-    )
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         stamp = dt.datetime.now(dt.UTC).isoformat().encode()
@@ -143,7 +142,15 @@ async def replay(
             await future
     finally:
         await producer.stop()
-    await _remember(settings, ends)
+    # Remember how far the replay got, but never past a message its filters left out: a
+    # later replay with other filters must still find it.
+    marks = dict(ends)
+    picked = {(m.partition, m.offset) for m in chosen}
+    for m in messages:
+        if (m.partition, m.offset) not in picked:
+            tp = TopicPartition(names.quarantine, m.partition)
+            marks[tp] = min(marks.get(tp, m.offset), m.offset)
+    await _remember(settings, marks)
     progress(
         f"replayed {len(chosen)} of {len(messages)} quarantined messages to their source topics"
     )
@@ -152,7 +159,7 @@ async def replay(
 
 async def _remember(settings: Settings, ends: dict[TopicPartition, int]) -> None:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+        **client_options(settings),
         group_id=replay_group(settings),
         enable_auto_commit=False,
     )

@@ -32,6 +32,7 @@ from involvement_hub.core.resolver import (
 )
 from involvement_hub.errors import HubError
 from involvement_hub.kafka_admin import partitions_of
+from involvement_hub.kafka_client import client_options
 from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
 
@@ -47,7 +48,7 @@ def changelog(settings: Settings, table: str) -> str:
 async def read_all(settings: Settings, topic: str) -> list[Any]:
     """Every record of ``topic`` from its start to its end as of now."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+        **client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         client_id=f"hub-query-{uuid.uuid4().hex[:6]}",
@@ -57,7 +58,7 @@ async def read_all(settings: Settings, topic: str) -> list[Any]:
     except KafkaError as exc:
         raise QueryError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
     try:
-        tps = await partitions_of(settings.bootstrap, [topic])
+        tps = await partitions_of(settings, [topic])
         if not tps:
             return []
         consumer.assign(tps)

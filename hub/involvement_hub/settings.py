@@ -35,6 +35,8 @@ DEFAULT_AGENCIES: Final = (
 )
 _AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 SMTP_SECURITY_MODES: Final = ("starttls", "tls", "plain")
+KAFKA_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class Secret:
@@ -69,6 +71,11 @@ class Settings:
 
     # Kafka
     kafka_bootstrap: str = ""
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: Secret = field(default_factory=lambda: Secret(""))
+    kafka_ca_file: Path | None = None
     local_kafka_port: int = 19092
     local_kafka_controller_port: int = 19093
     topic_prefix: str = ""
@@ -162,6 +169,14 @@ class Settings:
                     f"HUB_AGENCIES: {agency!r} is not a valid agency id "
                     "(lower-case letters, digits and hyphens, 2-63 characters)"
                 )
+        if self.kafka_security_protocol not in KAFKA_PROTOCOLS:
+            raise SettingsError(
+                f"HUB_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}"
+            )
+        if self.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise SettingsError(
+                f"HUB_KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_SASL_MECHANISMS)}"
+            )
         if self.smtp_security not in SMTP_SECURITY_MODES:
             raise SettingsError(
                 f"HUB_SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}, "
@@ -179,6 +194,11 @@ class Settings:
 
 DESCRIPTIONS: Final = {
     "kafka_bootstrap": "Kafka bootstrap servers (host:port,...). Empty: the local broker.",
+    "kafka_security_protocol": "PLAINTEXT (local only), SSL, SASL_PLAINTEXT or SASL_SSL.",
+    "kafka_sasl_mechanism": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, for SASL protocols.",
+    "kafka_username": "The hub's Kafka principal, for SASL.",
+    "kafka_password": "Its password (secret; never logged).",
+    "kafka_ca_file": "CA bundle (PEM) to verify the brokers; empty: the system's CAs.",
     "local_kafka_port": "Port of the local development broker (`hub kafka`).",
     "local_kafka_controller_port": "KRaft controller port of the local development broker.",
     "topic_prefix": "Prefix for every topic name, to share a cluster between hubs or test runs.",
@@ -221,7 +241,7 @@ _NOT_SETTINGS: Final = frozenset({"HUB_TEST_BOOTSTRAP"})
 def _parse(name: str, raw: str) -> Any:
     hint = Settings.__dataclass_fields__[name].type
     try:
-        if name in ("smtp_password", "pseudonym_key"):
+        if name in ("smtp_password", "pseudonym_key", "kafka_password"):
             return Secret(raw)
         if name == "agencies":
             return tuple(a.strip() for a in raw.split(",") if a.strip())

@@ -23,6 +23,7 @@ from involvement_hub_producer import (
     record_key,
 )
 
+from involvement_hub.kafka_client import agency_options
 from involvement_hub.population import Population
 from involvement_hub.settings import Settings
 
@@ -93,7 +94,11 @@ async def publish(
             publisher = publishers.get(agency)
             if publisher is None:
                 publisher = AgencyPublisher(
-                    settings.bootstrap, agency, topic_prefix=settings.topic_prefix, linger_ms=5
+                    settings.bootstrap,
+                    agency,
+                    topic_prefix=settings.topic_prefix,
+                    **agency_options(settings),
+                    linger_ms=5,
                 )
                 await publisher.start()
                 publishers[agency] = publisher

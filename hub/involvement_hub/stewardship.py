@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from involvement_hub import wire
 from involvement_hub.core.messages import IdentityMessage, StewardDecision
+from involvement_hub.kafka_client import client_options
 from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
 
@@ -21,9 +22,7 @@ async def send_decision(
     settings: Settings, candidate_id: str, *, confirm: bool, steward: str, reason: str
 ) -> None:
     decision = StewardDecision(candidate_id, confirm, steward, reason, dt.datetime.now(dt.UTC))
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all"
-    )
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         topic = TopicNames.from_settings(settings).identity

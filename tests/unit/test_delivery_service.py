@@ -223,7 +223,9 @@ async def test_an_attempt_that_never_reports_back_is_retried_by_the_ticker() -> 
     entry = s.entry(alert().alert_id)
     assert (entry.status, entry.attempts) == (ob.Status.PENDING, 1)
     retry_at = IN_HOURS + dt.timedelta(seconds=30)
-    assert s.stores.due == {alert().alert_id: Due(RECIPIENT, retry_at, IN_HOURS, urgency="PRIORITY")}
+    assert s.stores.due == {
+        alert().alert_id: Due(RECIPIENT, retry_at, IN_HOURS, urgency="PRIORITY")
+    }
 
     s.deliverer.mailer = s.mailer
     s.clock.now = retry_at
@@ -252,7 +254,9 @@ async def test_a_transient_failure_is_retried_after_the_backoff() -> None:
     retry_at = IN_HOURS + BACKOFF.delay(1, 0.5)
     assert retry_at == IN_HOURS + dt.timedelta(seconds=30)
     assert entry.next_attempt_at == retry_at
-    assert s.stores.due == {alert().alert_id: Due(RECIPIENT, retry_at, IN_HOURS, urgency="PRIORITY")}
+    assert s.stores.due == {
+        alert().alert_id: Due(RECIPIENT, retry_at, IN_HOURS, urgency="PRIORITY")
+    }
     assert s.mailer.sent == []
     assert s.metric("hub_emails_failed_total", failure="transient") == 1
 

@@ -33,7 +33,6 @@ from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
 import faust.streams  # noqa: TID251
-from mode import Service  # noqa: TID251 - Faust's service library, same seam
 
 from involvement_hub import wire
 from involvement_hub.config import HubConfig
@@ -62,8 +61,8 @@ from involvement_hub.core.resolver import (
 from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.service import Deliverer, Due, Stores, handle
 from involvement_hub.delivery.settings_files import PlanSource
-from involvement_hub.endpoints import endpoints_app, start_endpoints
 from involvement_hub.ingest import Accepted, examine, kafka_time
+from involvement_hub.kafka_client import ssl_context
 from involvement_hub.metrics import HubMetrics
 from involvement_hub.settings import Settings
 from involvement_hub.streaming.tables import Encoded, dataclass_codec, json_codec, str_codec
@@ -125,6 +124,7 @@ class HubApp:
         self._progress_at = time.monotonic()
         self._committed_total = -1
         self._lagging = False
+        self._lag_labels: set[tuple[str, str]] = set()
         metrics.build_info.labels(
             _version("involvement-hub"), platform.python_version(), _version("faust-streaming")
         ).set(1)
@@ -143,6 +143,7 @@ class HubApp:
         return faust.App(
             s.app_id,
             broker=f"kafka://{s.bootstrap}",
+            broker_credentials=_credentials(s),
             store=s.store,
             datadir=str(datadir),
             processing_guarantee="at_least_once",
@@ -218,17 +219,21 @@ class HubApp:
         )
         agent(self.alerts_topic, name="delivery", concurrency=1)(self._delivery_agent)
         app.timer(s.delivery_tick_s, name="delivery-tick")(self._tick_safely)
-        app.service(_endpoints_service(self))
+        self._consumed_topics = frozenset(
+            [*names.all_ingest, names.identity, names.person, names.household, names.alerts]
+        )
 
     # -- readiness ----------------------------------------------------------------
 
     def ready(self) -> bool:
         """Tables recovered, not rebalancing, and consuming at least one partition."""
         app = self.app
-        tables: Any = app.tables
-        recovered = tables.recovery.completed.is_set()
-        consuming = bool(app.consumer.assignment()) if app.started else False
-        ok = bool(app.started and recovered and not app.rebalancing and consuming)
+        ok = False
+        if app.started:
+            tables: Any = app.tables
+            recovered = tables.recovery.completed.is_set()
+            consuming = bool(app.consumer.assignment())
+            ok = bool(recovered and not app.rebalancing and consuming)
         self.metrics.ready.set(1 if ok else 0)
         return ok
 
@@ -248,19 +253,31 @@ class HubApp:
         consumer: Any = app.consumer
         committed_total = 0
         lag_total = 0
+        labelled: set[tuple[str, str]] = set()
         for tp in consumer.assignment():
+            if tp.topic not in self._consumed_topics:
+                continue  # table changelogs and Faust's own topics are read, never committed
             highwater = consumer.highwater(tp)
             committed = consumer._committed_offset.get(tp) or 0
             lag = max((highwater or 0) - committed, 0)
             lag_total += lag
             committed_total += committed
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+            labels = (tp.topic, str(tp.partition))
+            labelled.add(labels)
+            self.metrics.consumer_lag.labels(*labels).set(lag)
+        # Partitions moved to another worker by a rebalance are not this worker's lag.
+        for gone in self._lag_labels - labelled:
+            self.metrics.consumer_lag.remove(*gone)
+        self._lag_labels = labelled
         if committed_total != self._committed_total:
             self._committed_total = committed_total
             self._progress_at = time.monotonic()
         self._lagging = lag_total > 0
         tables: Any = app.tables
         self.metrics.recovery_remaining.set(tables.recovery.active_remaining_total())
+        # The gauges must move without anyone calling the probes.
+        self.ready()
+        self.live()
 
     # -- the agents -----------------------------------------------------------------
 
@@ -472,28 +489,24 @@ def _worth_keeping(state: PersonState) -> bool:
     )
 
 
-def _endpoints_service(hub: HubApp) -> type[Service]:
-    class Endpoints(Service):
-        """Serves /metrics, /healthz and /readyz for as long as the worker runs."""
-
-        runner: Any = None
-
-        async def on_start(self) -> None:
-            port = hub.settings.metrics_port
-            if port:
-                app = endpoints_app(hub.metrics.registry, live=hub.live, ready=hub.ready)
-                self.runner = await start_endpoints(app, hub.settings.metrics_host, port)
-                log.info("metrics and health on http://%s:%s/", hub.settings.metrics_host, port)
-
-        async def on_stop(self) -> None:
-            if self.runner is not None:
-                await self.runner.cleanup()
-
-    return Endpoints
-
-
 def _version(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _credentials(settings: Settings) -> Any:
+    """Faust's form of the connection security every other client gets from kafka_client."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=settings.kafka_username,
+        password=settings.kafka_password.reveal(),
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism,
+    )

@@ -6,9 +6,11 @@ import asyncio
 import logging
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
+from prometheus_client import disable_created_metrics
 
 from involvement_hub.config import load_config
 from involvement_hub.delivery.smtp import SmtpMailer
+from involvement_hub.endpoints import endpoints_app, start_endpoints
 from involvement_hub.kafka_admin import ensure_topics
 from involvement_hub.metrics import create_metrics
 from involvement_hub.settings import Settings
@@ -22,6 +24,8 @@ def run_worker(settings: Settings) -> None:
     config = load_config(settings)
     if settings.pseudonym_key.reveal() == "dev-only-pseudonym-key":
         log.warning("HUB_PSEUDONYM_KEY is the development default; set a secret in production")
+    # Each counter would otherwise expose a *_created series too, doubling the series count.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     created = loop.run_until_complete(
@@ -30,6 +34,14 @@ def run_worker(settings: Settings) -> None:
     if created:
         log.info("created %d topics", len(created))
     hub = HubApp(settings, config, create_metrics(), SmtpMailer(settings))
+    if settings.metrics_port:
+        # Served from the start, before Faust: during a long table recovery /readyz says
+        # "not yet" and /metrics shows the recovery's progress, rather than not answering.
+        app = endpoints_app(hub.metrics.registry, live=hub.live, ready=hub.ready)
+        loop.run_until_complete(start_endpoints(app, settings.metrics_host, settings.metrics_port))
+        log.info(
+            "metrics and health on http://%s:%s/", settings.metrics_host, settings.metrics_port
+        )
     worker = faust.Worker(
         hub.app,
         loop=loop,

@@ -1,0 +1,43 @@
+"""How every Kafka client of the hub connects: bootstrap servers, TLS and SASL.
+
+Agencies' write access is enforced by Kafka ACLs on authenticated principals, so in
+production the hub connects with TLS and SASL too. One function builds aiokafka's options
+from the settings; the streaming package builds Faust's credentials from the same settings.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from involvement_hub.settings import Settings
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    cafile = str(settings.kafka_ca_file) if settings.kafka_ca_file else None
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for aiokafka's producer, consumer and admin client."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap}
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return options
+    options["security_protocol"] = protocol
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_username
+        options["sasl_plain_password"] = settings.kafka_password.reveal()
+    return options
+
+
+def agency_options(settings: Settings) -> dict[str, Any]:
+    """The same, for the agency publisher (which takes the bootstrap servers itself)."""
+    options = client_options(settings)
+    del options["bootstrap_servers"]
+    return options
