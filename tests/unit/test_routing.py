@@ -567,3 +567,16 @@ def test_the_property_generator_reaches_sends_and_suppressions() -> None:
         seen |= {(d.outcome.value, d.suppression and d.suppression.value) for d in result.decisions}
         state = result.state
     assert seen == {("SEND", None), ("SUPPRESS", Suppression.SENSITIVE_WITHOUT_CONSENT.value)}
+
+
+def test_a_lead_involvement_reallocated_to_another_practitioner_tells_both_and_the_team() -> None:
+    # The same involvement, UPDATED with a new social worker: the case is reallocated.
+    reallocated = involvement(
+        "INV-L", practitioner_id="PR-NEW-LEAD", is_lead=True, change=UPDATED, at=NOW - DAY
+    )
+    decided = outcomes(decide(reallocated))
+    assert decided == {
+        LEAD_ID: ("SEND", None),  # the old lead hears who took over
+        "northshire-social-care/PR-NEW-LEAD": ("SEND", None),  # the new lead hears who else works
+        SCHOOL_ID: ("SEND", None),  # the team hears of the change
+    }

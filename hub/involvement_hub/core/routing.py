@@ -186,13 +186,15 @@ def _no_involvement(subscription: Subscription) -> TeamMember:
 
 
 def _members(role: RecipientRole, before: Team, after: Team) -> list[TeamMember]:
-    """Members in ``role`` now, plus those who held it before this event (an old lead)."""
+    """Members in ``role`` now, plus those who held it before this event: an old lead, or
+    the practitioner an involvement was just reallocated from."""
     wanted_lead = role is RecipientRole.LEAD_PRACTITIONER
-    seen: dict[str, TeamMember] = {}
+    seen: dict[tuple[str, str], TeamMember] = {}
     for team in (after, before):
         for member in team.members:
-            if member.is_lead == wanted_lead and member.involvement_key not in seen:
-                seen[member.involvement_key] = member
+            key = (member.involvement_key, member.recipient_id)
+            if member.is_lead == wanted_lead and key not in seen:
+                seen[key] = member
     return list(seen.values())
 
 
@@ -210,9 +212,13 @@ def _actor(event: Event, before: Team, after: Team) -> str | None:
         now_member is not None
         and now_member.current
         and now_member.is_lead
-        and (was is None or not was.is_lead)
+        # newly lead, or a lead involvement reallocated to another practitioner
+        and (was is None or not was.is_lead or was.recipient_id != now_member.recipient_id)
     )
-    others = any(m.involvement_key != key and m.current for m in before.members)
+    reallocated = (
+        was is not None and now_member is not None and was.recipient_id != now_member.recipient_id
+    )
+    others = reallocated or any(m.involvement_key != key and m.current for m in before.members)
     if became_lead and others:
         return None
     return f"{event.envelope.source.agency_id}/{event.practitioner.practitioner_id}"

@@ -1,0 +1,404 @@
+"""Running a multi-agency family story end to end: real broker, real worker, real SMTP.
+
+A story is published in *phases*. Events on different agencies' topics have no order
+between them, so anything whose outcome depends on an earlier event goes in a later phase.
+Between phases :meth:`Story.phase` waits until the worker has processed everything: its
+consumer group (the app id) has committed up to the end of every partition of the topics
+it consumes (ingest, identity, person, household, alerts), and that has held for a second.
+Faust flushes an event's outputs before it commits the event's offset, so once every
+committed offset equals its end offset, no output is still on its way.
+
+Each phase then returns what it caused: the new alerts on ``hub.alerts`` and the new
+emails in the mailbox, after checking what must hold for every delivery:
+
+- every distinct alert id arrived as exactly one email, to the alert's recipient, with
+  ``Message-ID: <alert id@hub.invalid>`` (one event can reach a practitioner through two
+  links: the alert id is the same and the outbox sends one email);
+- outside working hours an URGENT alert is also copied to the agency's out-of-hours
+  contact: that depends on the clock, so copies are kept apart from what practitioners are
+  told, and only checked (a copy of an URGENT alert of the phase, one email each);
+- no email (subject, headers or body) and no alert on the topic carries the family's
+  names, dates of birth, postcodes, UPRNs or identifiers (IG-4);
+- nothing was quarantined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from conftest import REPO
+from involvement_hub import wire
+from involvement_hub.core.resolver import IdentityLogRecord
+from involvement_hub.mailbox import RCPT_HEADER
+from involvement_hub.settings import Settings
+from involvement_hub.topics import TopicNames
+from kafka_io import publish_records
+from synthetic_events import involvement_v2
+
+STABLE_S = 1.0  # committed == end must hold this long: a commit tick can trail a send
+SETTLE_TIMEOUT_S = 60.0
+MAIL_DOMAIN = "hub.invalid"
+CLASS_TAG = "@"  # how the hub's wire format names the member of a tagged union
+
+
+@dataclass(frozen=True, order=True)
+class Told:
+    """One alert as a practitioner experiences it."""
+
+    email: str
+    kind: str
+    link: str
+    case_ref: str  # the recipient's own system's reference for the child
+
+
+@dataclass(frozen=True)
+class Practitioner:
+    """A practitioner in a story, with the reference their agency uses for the child."""
+
+    record: dict[str, Any]  # the Practitioner record in JSON form
+    agency: str
+    case_ref: str
+
+    @property
+    def email(self) -> str:
+        return str(self.record["email"])
+
+    @property
+    def recipient_id(self) -> str:
+        return f"{self.agency}/{self.record['practitioner_id']}"
+
+    def told(self, kind: str, link: str = "SELF") -> Told:
+        return Told(self.email, kind, link, self.case_ref)
+
+    def involvement(
+        self,
+        subject: dict[str, Any],
+        serving: dict[str, Any],
+        *,
+        involvement_id: str,
+        at: dt.datetime,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """This practitioner's involvement with ``subject`` (STARTED unless ``change``)."""
+        return involvement_v2(
+            self.agency,
+            self.case_ref,
+            subject,
+            self.record,
+            involvement_id=involvement_id,
+            serving=serving,
+            at=at,
+            **fields,
+        )
+
+
+@dataclass
+class PhaseResult:
+    alerts: list[dict[str, Any]]  # alerts to practitioners, as routed
+    copies: list[dict[str, Any]]  # out-of-hours copies of URGENT alerts (by the clock)
+    emails: list[EmailMessage]
+
+    @property
+    def told(self) -> set[Told]:
+        return {
+            Told(a["recipient_email"], a["kind"], a["link"], a["case_ref"]) for a in self.alerts
+        }
+
+    @property
+    def recipients(self) -> set[str]:
+        return {a["recipient_email"] for a in self.alerts} | {
+            str(m[RCPT_HEADER]) for m in self.emails
+        }
+
+
+@dataclass
+class Story:
+    """One family's story on one worker: publish phases, see who was told."""
+
+    settings: Settings
+    start: dt.datetime = field(
+        default_factory=lambda: (
+            dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+        )
+    )
+    personal: set[str] = field(default_factory=set)
+    _minutes: int = 0
+    _seen_alerts: set[tuple[int, int]] = field(default_factory=set)
+    _seen_quarantine: set[tuple[int, int]] = field(default_factory=set)
+    _seen_mail: set[str] = field(default_factory=set)
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames.from_settings(self.settings)
+
+    def at(self) -> dt.datetime:
+        """The next moment of the story: a minute after the last, within the past day, so
+        that edges and households (last-writer-wins on event time) follow the story."""
+        self._minutes += 1
+        return self.start + dt.timedelta(minutes=self._minutes)
+
+    def family(self, *persons: dict[str, Any]) -> None:
+        """Register people whose personal data must never leave the hub in an alert."""
+        for person in persons:
+            self.personal.update(personal_data(person))
+
+    async def phase(
+        self,
+        *records: dict[str, Any],
+        expect: set[Told],
+        absent: Iterable[Practitioner] = (),
+    ) -> PhaseResult:
+        """Publish ``records``, wait until the worker is done, and check that exactly
+        ``expect`` was told and none of ``absent`` received anything."""
+        if records:
+            report = await publish_records(self.settings, list(records))
+            assert report.ok, f"not published: {[str(e) for e in report.errors]}"
+        await settle(self.settings)
+        topics = await read_topics(
+            self.settings.bootstrap, [self.names.alerts, self.names.quarantine]
+        )
+        alerts = self._new_alerts(topics[self.names.alerts])
+        result = PhaseResult(
+            [a for a in alerts if a["copy_of"] is None],
+            [a for a in alerts if a["copy_of"] is not None],
+            self._new_emails(),
+        )
+        self._check_nothing_quarantined(topics[self.names.quarantine])
+        self._check_deliveries(result)
+        assert sorted(result.told) == sorted(expect), _difference(result.told, expect)
+        for practitioner in absent:
+            assert practitioner.email not in result.recipients, f"{practitioner.email} was told"
+        return result
+
+    def _new_alerts(self, records: list[Any]) -> list[dict[str, Any]]:
+        """New alerts on hub.alerts (which also carries the delivery ticker's nudges)."""
+        fresh = []
+        for record in records:
+            where = (record.partition, record.offset)
+            if where not in self._seen_alerts:
+                self._seen_alerts.add(where)
+                message = json.loads(record.value)
+                if message.get(CLASS_TAG, "Alert") == "Alert":
+                    fresh.append(message)
+        return fresh
+
+    def _new_emails(self) -> list[EmailMessage]:
+        fresh = []
+        for path in sorted(self.settings.mailbox_dir.glob("*.eml")):
+            if path.name not in self._seen_mail:
+                self._seen_mail.add(path.name)
+                message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+                assert isinstance(message, EmailMessage)
+                fresh.append(message)
+        return fresh
+
+    def _check_nothing_quarantined(self, records: list[Any]) -> None:
+        reasons = []
+        for record in records:
+            where = (record.partition, record.offset)
+            if where not in self._seen_quarantine:
+                self._seen_quarantine.add(where)
+                headers = {k: v.decode() for k, v in record.headers}
+                reasons.append(f"{headers.get('hub-reason')}: {headers.get('hub-detail')}")
+        assert not reasons, f"quarantined: {reasons}"
+
+    def _check_deliveries(self, result: PhaseResult) -> None:
+        by_id: dict[str, str] = {}
+        for alert in result.alerts:
+            recipient = by_id.setdefault(alert["alert_id"], alert["recipient_email"])
+            assert recipient == alert["recipient_email"], "one alert id for two recipients"
+            self._scan(json.dumps(alert), f"alert {alert['alert_id']}")
+        urgent = {a["alert_id"] for a in result.alerts if a["urgency"] == "URGENT"}
+        for copy in result.copies:
+            # Outside working hours an URGENT alert is also sent to the agency's
+            # out-of-hours contact: that depends on the clock, so it is checked, not expected.
+            assert copy["copy_kind"] == "out_of_hours", f"unexpected {copy['copy_kind']}"
+            assert copy["copy_of"] in urgent, "a copy of an alert that is not URGENT"
+            by_id[copy["alert_id"]] = copy["recipient_email"]
+            self._scan(json.dumps(copy), f"copy {copy['alert_id']}")
+        mailed: dict[str, list[EmailMessage]] = {}
+        for message in result.emails:
+            match = re.fullmatch(
+                rf"<([0-9a-f]{{32}})@{re.escape(MAIL_DOMAIN)}>", message["Message-ID"]
+            )
+            assert match, f"unexpected Message-ID {message['Message-ID']}"
+            mailed.setdefault(match.group(1), []).append(message)
+            for name, value in message.items():
+                self._scan(f"{name}: {value}", f"header {name}")
+            for part in message.walk():
+                if part.get_content_maintype() == "text":
+                    self._scan(part.get_content(), f"body ({part.get_content_type()})")
+        assert set(mailed) == set(by_id), _difference(set(mailed), set(by_id))
+        for alert_id, messages in mailed.items():
+            assert len(messages) == 1, f"alert {alert_id} arrived as {len(messages)} emails"
+            assert messages[0][RCPT_HEADER] == by_id[alert_id]
+            assert messages[0]["To"] == by_id[alert_id]
+
+    def _scan(self, text: str, where: str) -> None:
+        leaked = sorted(p for p in self.personal if p in text)
+        assert not leaked, f"personal data {leaked} in {where}"
+
+    async def audit(self) -> list[dict[str, Any]]:
+        """Every disclosure record on hub.audit so far (sent and suppressed)."""
+        return [
+            json.loads(r.value) for r in await read_topic(self.settings.bootstrap, self.names.audit)
+        ]
+
+    async def identity_log(self) -> list[IdentityLogRecord]:
+        """Merges, probable-match candidates and steward decisions, as the resolver logged them."""
+        records = await read_topic(self.settings.bootstrap, self.names.identity_log)
+        return [wire.loads(IdentityLogRecord, r.value) for r in records]
+
+    async def hub(self, *args: str) -> str:
+        """Run a ``hub`` command with the story's settings; its standard output."""
+        return await run_hub(self.settings, *args)
+
+
+def personal_data(person: dict[str, Any]) -> set[str]:
+    """What identifies a person in a PersonRef (JSON form), in the forms it could leak."""
+    found: set[str] = set()
+    for identifier in person.get("identifiers", ()):
+        value = str(identifier["value"])
+        found.add(value)
+        if identifier["scheme"] == "nhs_number":
+            digits = value.replace(" ", "")
+            found.update({digits, f"{digits[:3]} {digits[3:6]} {digits[6:]}"})
+    for key in ("given_name", "family_name"):
+        if person.get(key):
+            found.add(str(person[key]))
+    if person.get("date_of_birth"):
+        born = dt.date.fromisoformat(person["date_of_birth"])
+        found.update({born.isoformat(), born.strftime("%d %b %Y"), born.strftime("%d/%m/%Y")})
+    address = person.get("address") or {}
+    for key in ("uprn", "postcode"):
+        if address.get(key):
+            found.add(str(address[key]))
+    return found
+
+
+def _difference(got: set[Any], expected: set[Any]) -> str:
+    missing = sorted(expected - got)
+    extra = sorted(got - expected)
+    return f"missing {missing}; unexpected {extra}"
+
+
+# --- the broker ---------------------------------------------------------------------
+
+
+async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``. (A consumer without a subscription has no metadata
+    for them: aiokafka's ``topics()`` fetches it into a copy, not the consumer's own.)"""
+    return [
+        TopicPartition(described["topic"], p["partition"])
+        for described in await admin.describe_topics(topics)
+        for p in sorted(described["partitions"], key=lambda p: int(p["partition"]))
+    ]
+
+
+async def read_topics(bootstrap: str, topics: list[str]) -> dict[str, list[Any]]:
+    """Every record of each of ``topics``, from its start to its end as of now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await admin.start()
+    await consumer.start()
+    try:
+        records: dict[str, list[Any]] = {topic: [] for topic in topics}
+        tps = await partitions_of(admin, topics)
+        if not tps:
+            return records
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=200)
+            for tp, items in batch.items():
+                records[tp.topic].extend(r for r in items if r.offset < ends[tp])
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` from its start to its end as of now."""
+    return (await read_topics(bootstrap, [topic]))[topic]
+
+
+async def settle(settings: Settings, timeout: float = SETTLE_TIMEOUT_S) -> None:  # noqa: ASYNC109
+    """Wait until the worker's consumer group has committed every message it consumes."""
+    names = TopicNames.from_settings(settings)
+    topics = [*names.all_ingest, names.identity, names.person, names.household, names.alerts]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        tps = await partitions_of(admin, topics)
+        assert len(tps) >= len(topics), f"missing topics: {tps}"
+        deadline = time.monotonic() + timeout
+        done_since: float | None = None
+        last_ends: dict[TopicPartition, int] = {}
+        lagging: list[str] = []
+        while time.monotonic() < deadline:
+            committed = await admin.list_consumer_group_offsets(settings.app_id)
+            ends = await consumer.end_offsets(tps)
+            lagging = [
+                f"{tp.topic}[{tp.partition}] {committed[tp].offset if tp in committed else '-'}"
+                f"/{end}"
+                for tp, end in ends.items()
+                if end > 0 and (tp not in committed or committed[tp].offset < end)
+            ]
+            if lagging:
+                done_since = None
+            elif ends != last_ends or done_since is None:
+                done_since = time.monotonic()
+            elif time.monotonic() - done_since >= STABLE_S:
+                return
+            last_ends = ends
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"worker did not catch up in {timeout:.0f}s: {lagging}")
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+async def run_hub(settings: Settings, *args: str) -> str:
+    """``hub ARGS`` as a user runs it; fails the test on a non-zero exit status."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(settings.as_environment())
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "involvement_hub",
+        *args,
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, f"hub {' '.join(args)}: {process.returncode}\n{err.decode()}"
+    return out.decode()
