@@ -39,7 +39,7 @@ from involvement_hub.core.model import Urgency
 from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.message import build_message
 from involvement_hub.delivery.smtp import plain_send_loop
-from involvement_hub.kafka_admin import ensure_topics, group_lag
+from involvement_hub.kafka_admin import ensure_changelogs, ensure_topics, group_lag
 from involvement_hub.kafka_client import client_options
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.population import Population
@@ -67,7 +67,8 @@ class BenchOptions:
     latency_seconds: float = 20.0
     seed: int = 1
     out: Path | None = None
-    skip: frozenset[str] = frozenset()  # of "latency", "restart", "delivery"
+    skip: frozenset[str] = frozenset()  # of "latency", "restart", "delivery", "state"
+    state_persons: int = 20_000  # the large-state run: memory, recovery and restart
 
 
 @dataclass
@@ -145,7 +146,9 @@ def _wait_drained(
         if time.monotonic() - last >= 5:
             last = time.monotonic()
             progress(f"  ... {lag} messages still to process")
-        time.sleep(0.25)
+        # Each check opens admin and consumer connections: often enough to see the end
+        # within a second, seldom enough not to compete with the worker being measured.
+        time.sleep(1.0)
     raise TimeoutError("the worker did not drain its topics in time")
 
 
@@ -299,8 +302,15 @@ def run_bench(settings: Settings, options: BenchOptions, progress: Progress) -> 
     try:
         wait_for_port(settings.mailbox_port)
         asyncio.run(ensure_topics(settings))
-        _ingest(run)
-        for name, step in (("latency", _latency), ("restart", _restart), ("delivery", _delivery)):
+        if "ingest" not in options.skip:
+            _ingest(run)
+        steps = (
+            ("latency", _latency),
+            ("restart", _restart),
+            ("delivery", _delivery),
+            ("state", _state),
+        )
+        for name, step in steps:
             if name not in options.skip:
                 step(run)
     finally:
@@ -357,6 +367,8 @@ def _ingest(run: _Run) -> None:
 
 def _latency(run: _Run) -> None:
     f, say, options = run.figures, run.progress, run.options
+    if run.worker is None:
+        run.start_worker().wait_ready()
     since = time.time()
     count = int(options.latency_rate * options.latency_seconds)
     stream = list(encoded(run.population.events(count, dt.datetime.now(dt.UTC)), run.registry))
@@ -375,8 +387,8 @@ def _latency(run: _Run) -> None:
 
 def _restart(run: _Run) -> None:
     f, say = run.figures, run.progress
-    assert run.worker is not None
-    run.worker.stop()
+    if run.worker is not None:
+        run.worker.stop()
     worker = run.start_worker()
     f["restart_to_ready_s"] = round(worker.wait_ready(), 1)
     since = time.time()
@@ -395,6 +407,8 @@ def _restart(run: _Run) -> None:
 
 def _delivery(run: _Run) -> None:
     f, say, settings = run.figures, run.progress, run.settings
+    if run.worker is None:
+        run.start_worker().wait_ready()
     now = dt.datetime.now(dt.UTC)
     alerts = _bench_alerts(run.options.delivery_alerts, now)
     messages = [build_message(a, settings.mail_from, now) for a in alerts]
@@ -449,3 +463,56 @@ def table(results: Results) -> str:
     ]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value:>24}  {note}" for name, value, note in rows)
+
+
+def _state(run: _Run) -> None:
+    """Memory, first recovery and restart to routing with a large state (see bench_state)."""
+    from involvement_hub import bench_state
+
+    f, say = run.figures, run.progress
+    if run.worker is not None:
+        run.worker.stop()
+    families = max(1, round(run.options.state_persons / 3.6))
+    population = Population(families, seed=run.options.seed + 1)
+    # Topics of its own too: a new consumer group on the earlier runs' topics would start by
+    # reprocessing all of them.
+    settings = run.settings.replace(
+        app_id=f"{run.settings.app_id}-state", topic_prefix=f"{run.settings.topic_prefix}state."
+    )
+    asyncio.run(ensure_topics(settings))
+    say(f"large state: building {families} families' teams, families and identities ...")
+    t0 = time.perf_counter()
+    state = bench_state.build(
+        population, run.registry, settings.pseudonym_key.reveal().encode(), say
+    )
+    f["state_persons"] = bench_state.persons(state)
+    asyncio.run(ensure_changelogs(settings))
+    written = asyncio.run(bench_state.write(settings, state, say))
+    f["state_changelog_records"] = written
+    took = time.perf_counter() - t0
+    say(f"  {f['state_persons']:,} persons, {written:,} changelog records in {took:.0f} s")
+    del state
+    names = TopicNames.from_settings(settings)
+    state_run = _Run(settings, run.options, run.registry, names, population, run.workdir, say, f)
+    worker = state_run.start_worker()
+    f["state_first_recovery_s"] = round(worker.wait_ready(timeout=3600), 1)
+    f["state_rss_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
+    recovered, rss = f["state_first_recovery_s"], f["state_rss_mib"]
+    say(f"  first start recovered in {recovered} s; peak memory {rss} MiB")
+    worker.stop()
+    worker = state_run.start_worker()
+    f["state_restart_to_ready_s"] = round(worker.wait_ready(timeout=3600), 1)
+    since = time.time()
+    probe = list(encoded(population.events(50, dt.datetime.now(dt.UTC)), run.registry))
+    asyncio.run(publish(probe, settings))
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not _latencies(settings, since):
+        time.sleep(0.5)
+    f["state_restart_to_routing_s"] = round(time.monotonic() - worker.started_at, 1)
+    f["state_restart_rss_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
+    f["store"] = settings.store
+    say(
+        f"  restart: ready after {f['state_restart_to_ready_s']} s, routing after "
+        f"{f['state_restart_to_routing_s']} s; peak memory {f['state_restart_rss_mib']} MiB"
+    )
+    run.worker = worker

@@ -243,6 +243,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         out=args.out,
         skip=frozenset(s for s in args.skip.split(",") if s),
+        state_persons=args.state_persons,
     )
     results = run_bench(settings, options, progress=_say)
     print(table(results))
@@ -371,7 +372,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--out", type=Path, help="where to write the JSON results")
-    bench.add_argument("--skip", default="", help="comma-separated: latency, restart, delivery")
+    bench.add_argument(
+        "--skip", default="", help="comma-separated: latency, restart, delivery, state"
+    )
+    bench.add_argument(
+        "--state-persons",
+        type=int,
+        default=20_000,
+        help="persons in the large-state run (1000000 for the full measure)",
+    )
     demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
     demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
     return parser

@@ -117,3 +117,39 @@ async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def ensure_changelogs(settings: Settings) -> None:
+    """Create the tables' changelog topics as Faust would (compacted), before a bulk load
+    writes into them; Faust finds them already there when it starts."""
+    n = settings.partitions
+    identity = [
+        "identity-person-of",
+        "identity-keys-of",
+        "identity-profiles",
+        "identity-by-birthday",
+        "identity-candidates",
+        "identity-decided",
+        "identity-rejected",
+    ]
+    wanted = {f"{settings.app_id}-{t}-changelog": 1 for t in identity}
+    for table in ("persons", "households", "outbox", "delivery-due", "digests"):
+        wanted[f"{settings.app_id}-{table}-changelog"] = n
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=p,
+                replication_factor=settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            for name, p in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()

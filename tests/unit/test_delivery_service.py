@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email
+import email.policy
 from email.message import EmailMessage
 
 import pytest
@@ -561,7 +563,8 @@ async def test_a_closed_window_sends_one_digest_of_every_held_alert() -> None:
     assert sent["Message-ID"] == message_id(digest_id)
     assert sent["To"] == "alex.morgan@social-care.northshire.example"
     assert sent["Subject"] == "[DIGEST] Involvement hub: 3 updates on your cases"
-    text = sent.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    parsed = email.message_from_bytes(sent.as_bytes(), policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
     for routine in held:
         assert routine.alert_id in text
         assert routine.case_ref in text

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from email.message import EmailMessage
+import email
+import email.policy
+from email.message import EmailMessage, Message
 from typing import Any
 
 import pytest
@@ -85,14 +87,21 @@ def make_alert(**changes: Any) -> Alert:
     return dataclasses.replace(alert, **changes)
 
 
-def text_of(msg: EmailMessage) -> str:
-    part = msg.get_body(preferencelist=("plain",))
+def received(msg: Message) -> EmailMessage:
+    """The message as a mail client sees it: flattened to bytes and parsed again."""
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def text_of(msg: Message) -> str:
+    part = received(msg).get_body(preferencelist=("plain",))
     assert part is not None
     return str(part.get_content())
 
 
-def html_of(msg: EmailMessage) -> str:
-    part = msg.get_body(preferencelist=("html",))
+def html_of(msg: Message) -> str:
+    part = received(msg).get_body(preferencelist=("html",))
     assert part is not None
     return str(part.get_content())
 
@@ -101,7 +110,10 @@ def test_is_multipart_alternative_with_text_then_html() -> None:
     msg = build_message(make_alert(), MAIL_FROM, NOW)
 
     assert msg.get_content_type() == "multipart/alternative"
-    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert [p.get_content_type() for p in received(msg).iter_parts()] == [
+        "text/plain",
+        "text/html",
+    ]
 
 
 @pytest.mark.parametrize("urgency", list(Urgency))

