@@ -19,6 +19,19 @@ from involvement_hub.streaming.app import HubApp
 log = logging.getLogger(__name__)
 
 
+class _Worker(faust.Worker):
+    """A Faust worker without the terminal spinner.
+
+    At log levels above INFO, Faust attaches a spinner handler and lowers the root logger to
+    DEBUG so that every library debug message reaches it: each Kafka send then builds a log
+    record only to drop it, which cost 5-8% of routing time in profiles. The hub runs as a
+    service, not in a terminal, so the root logger keeps the configured level.
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+
+
 def run_worker(settings: Settings) -> None:
     """Run until stopped (SIGINT/SIGTERM). Configuration errors raise before anything starts."""
     config = load_config(settings)
@@ -42,7 +55,7 @@ def run_worker(settings: Settings) -> None:
         log.info(
             "metrics and health on http://%s:%s/", settings.metrics_host, settings.metrics_port
         )
-    worker = faust.Worker(
+    worker = _Worker(
         hub.app,
         loop=loop,
         loglevel=settings.log_level,
