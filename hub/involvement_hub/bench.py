@@ -39,6 +39,7 @@ from involvement_hub.core.model import Urgency
 from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.message import build_message
 from involvement_hub.delivery.smtp import plain_send_loop
+from involvement_hub.errors import HubError
 from involvement_hub.kafka_admin import ensure_changelogs, ensure_topics, group_lag
 from involvement_hub.kafka_client import client_options
 from involvement_hub.localkafka import LocalKafka
@@ -67,7 +68,7 @@ class BenchOptions:
     latency_seconds: float = 20.0
     seed: int = 1
     out: Path | None = None
-    skip: frozenset[str] = frozenset()  # of "latency", "restart", "delivery", "state"
+    skip: frozenset[str] = frozenset()  # of "ingest", "latency", "restart", "delivery", "state"
     state_persons: int = 20_000  # the large-state run: memory, recovery and restart
 
 
@@ -348,6 +349,7 @@ def _ingest(run: _Run) -> None:
     baseline = asyncio.run(_drain_baseline(run.settings, run.registry, topics, len(batch)))
     f["baseline_events_per_s"] = round(baseline)
     say(f"baseline (aiokafka + fastavro): {baseline:,.0f} events/s")
+    _faust_ceiling(run, len(batch), baseline)
 
     worker = run.start_worker()
     f["worker_first_ready_s"] = round(worker.wait_ready(), 1)
@@ -363,6 +365,33 @@ def _ingest(run: _Run) -> None:
     _wait_drained(run.settings, [run.names.alerts], say)
     f["rss_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
     say(f"worker peak resident memory: {f['rss_mib']} MiB with {f['persons']} persons")
+
+
+def _faust_ceiling(run: _Run, expected: int, baseline: float) -> None:
+    """A bare Faust agent (decode, one table write, one send per event) on the same topics."""
+    f, say = run.figures, run.progress
+    report = run.workdir / "ceiling.json"
+    report.unlink(missing_ok=True)
+    child = Child(
+        [str(expected), str(report)],
+        run.settings,
+        run.workdir / "ceiling.log",
+        module="involvement_hub.streaming.ceiling",
+    ).start()
+    try:
+        deadline = time.monotonic() + 1800
+        while not report.exists():
+            if not child.alive():
+                raise HubError(f"the Faust ceiling run exited; see {child.log}")
+            if time.monotonic() > deadline:
+                raise HubError(f"the Faust ceiling run took too long; see {child.log}")
+            time.sleep(0.5)
+    finally:
+        child.stop()
+    rate = float(json.loads(report.read_text())["events_per_s"])
+    f["faust_stage_events_per_s"] = round(rate)
+    f["faust_stage_ratio"] = round(rate / baseline, 3) if baseline else None
+    say(f"one bare Faust stage (decode, table write, send): {rate:,.0f} events/s")
 
 
 def _latency(run: _Run) -> None:
@@ -443,6 +472,11 @@ def table(results: Results) -> str:
     )
     rows = [
         ("ingest, raw baseline (aiokafka + fastavro)", num("baseline_events_per_s", "ev/s"), ""),
+        (
+            "one bare Faust stage (decode, table, send)",
+            num("faust_stage_events_per_s", "ev/s"),
+            f"{f.get('faust_stage_ratio')} x baseline (the framework's own limit)",
+        ),
         (
             "ingest -> routed alerts, the hub",
             num("hub_events_per_s", "ev/s"),

@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--out", type=Path, help="where to write the JSON results")
     bench.add_argument(
-        "--skip", default="", help="comma-separated: latency, restart, delivery, state"
+        "--skip", default="", help="comma-separated: ingest, latency, restart, delivery, state"
     )
     bench.add_argument(
         "--state-persons",

@@ -143,7 +143,7 @@ class HubApp:
         return faust.App(
             s.app_id,
             broker=f"kafka://{s.bootstrap}",
-            broker_credentials=_credentials(s),
+            broker_credentials=faust_credentials(s),
             store=s.store,
             datadir=str(datadir),
             processing_guarantee="at_least_once",
@@ -496,7 +496,7 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
-def _credentials(settings: Settings) -> Any:
+def faust_credentials(settings: Settings) -> Any:
     """Faust's form of the connection security every other client gets from kafka_client."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":

@@ -19,7 +19,7 @@ from involvement_hub.streaming.app import HubApp
 log = logging.getLogger(__name__)
 
 
-class _Worker(faust.Worker):
+class ServiceWorker(faust.Worker):
     """A Faust worker without the terminal spinner.
 
     At log levels above INFO, Faust attaches a spinner handler and lowers the root logger to
@@ -55,7 +55,7 @@ def run_worker(settings: Settings) -> None:
         log.info(
             "metrics and health on http://%s:%s/", settings.metrics_host, settings.metrics_port
         )
-    worker = _Worker(
+    worker = ServiceWorker(
         hub.app,
         loop=loop,
         loglevel=settings.log_level,
