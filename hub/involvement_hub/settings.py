@@ -37,6 +37,7 @@ _AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 SMTP_SECURITY_MODES: Final = ("starttls", "tls", "plain")
 KAFKA_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+MIN_STALL_S: Final = 5.0  # Faust commits offsets every 2.8 s
 
 
 class Secret:
@@ -184,6 +185,12 @@ class Settings:
             )
         if self.partitions < 1:
             raise SettingsError("HUB_PARTITIONS must be at least 1")
+        if self.stall_s < MIN_STALL_S:
+            # Faust commits offsets every 2.8 s: a shorter window fails /healthz between
+            # two commits of a worker that is busy and well.
+            raise SettingsError(
+                f"HUB_STALL_S must be at least {MIN_STALL_S:g} seconds, not {self.stall_s:g}"
+            )
         if not self.store.startswith(("memory://", "rocksdb://")):
             raise SettingsError("HUB_STORE must be memory:// or rocksdb://")
         for name in ("local_kafka_port", "local_kafka_controller_port", "mailbox_port"):
@@ -224,7 +231,8 @@ DESCRIPTIONS: Final = {
     "smtp_timeout_s": "Seconds before an SMTP connection or command times out.",
     "smtp_connections": "SMTP connections each worker keeps open and uses at once.",
     "delivery_tick_s": "Seconds between checks for due retries and closed digest windows.",
-    "stall_s": "Seconds without committed progress, while there is work, before /healthz fails.",
+    "stall_s": "Seconds (at least 5) without committed progress, while there is work, "
+    "before /healthz fails.",
     "retry_base_s": "Delay before the first retry of a transient failure; it doubles each time.",
     "retry_cap_s": "Longest delay between two retries.",
     "retry_horizon_h": "Hours of transient failures after which an alert is escalated.",

@@ -355,10 +355,10 @@ async def test_prometheus_scraping_a_worker_without_a_mail_server_raises_the_del
 async def test_an_idle_worker_nobody_probes_is_live_and_has_no_lag(
     worker: WorkerProcess, mailbox: Mailbox
 ) -> None:
-    worker.start(HUB_STALL_S="2", HUB_DELIVERY_TICK_S="0.5")
+    worker.start(HUB_STALL_S="5", HUB_DELIVERY_TICK_S="0.5")
     await publish_records(worker.settings, a_case(343))
     await wait_for_metric(worker, "hub_emails_sent_total{", 2)
-    await asyncio.sleep(4)  # twice HUB_STALL_S with nothing to do
+    await asyncio.sleep(7)  # longer than HUB_STALL_S with nothing to do
     exposition = worker.metrics()
     assert metric_total(exposition, "hub_worker_live ") == 1.0
     assert metric_total(exposition, "hub_consumer_lag_messages{") == 0.0

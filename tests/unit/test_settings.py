@@ -105,6 +105,7 @@ def test_smtp_security_must_be_starttls_tls_or_plain(mode: str) -> None:
         ("HUB_STORE", "redis://", "HUB_STORE must be memory:// or rocksdb://"),
         ("HUB_MAILBOX_PORT", "70000", "HUB_MAILBOX_PORT must be a TCP port"),
         ("HUB_LOCAL_KAFKA_PORT", "0", "HUB_LOCAL_KAFKA_PORT must be a TCP port"),
+        ("HUB_STALL_S", "2", "HUB_STALL_S must be at least 5 seconds, not 2"),
     ],
 )
 def test_out_of_range_values_are_named(name: str, raw: str, message: str) -> None:
