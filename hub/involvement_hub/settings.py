@@ -34,6 +34,8 @@ DEFAULT_AGENCIES: Final = (
     "riverside-academy",
 )
 _AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# A Kafka group id and the prefix of topic names, and a folder name under HUB_STATE_DIR.
+_APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 SMTP_SECURITY_MODES: Final = ("starttls", "tls", "plain")
 KAFKA_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -164,6 +166,11 @@ class Settings:
         return updated
 
     def validate(self) -> None:
+        if not _APP_ID.match(self.app_id):
+            raise SettingsError(
+                f"HUB_APP_ID: {self.app_id!r} is not a valid application id (letters, digits, "
+                "'.', '_' and '-', starting with a letter or digit, at most 200 characters)"
+            )
         for agency in self.agencies:
             if not _AGENCY_ID.match(agency):
                 raise SettingsError(

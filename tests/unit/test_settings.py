@@ -166,3 +166,14 @@ def test_the_defaults_round_trip_through_the_environment() -> None:
 def test_an_empty_required_path_is_refused(name: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: ""})
+
+
+@pytest.mark.parametrize("app_id", ["", "../elsewhere", "hub/one", "hub one", "-hub", "x" * 201])
+def test_an_application_id_must_be_a_safe_group_topic_and_folder_name(app_id: str) -> None:
+    with pytest.raises(SettingsError, match="HUB_APP_ID"):
+        Settings.from_env({"HUB_APP_ID": app_id})
+
+
+def test_usual_application_ids_are_accepted() -> None:
+    for app_id in ("involvement-hub", "hub-bench-1a2b3c-state", "county.hub_2"):
+        assert Settings.from_env({"HUB_APP_ID": app_id}).app_id == app_id

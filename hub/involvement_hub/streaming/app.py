@@ -138,7 +138,9 @@ class HubApp:
 
     def _create_app(self) -> faust.App:
         s = self.settings
-        datadir = s.state_dir / "worker"
+        # One folder per application id: two hubs (or a bench and a hub) on one machine must
+        # never read each other's RocksDB tables as their own.
+        datadir = s.state_dir / "worker" / s.app_id
         datadir.mkdir(parents=True, exist_ok=True)
         return faust.App(
             s.app_id,

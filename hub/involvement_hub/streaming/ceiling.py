@@ -39,6 +39,7 @@ def build(settings: Settings, expected: int, report: Path) -> faust.App:
         broker=f"kafka://{settings.bootstrap}",
         broker_credentials=faust_credentials(settings),
         store="memory://",
+        datadir=str(settings.state_dir / "worker" / f"{settings.app_id}-ceiling"),
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
