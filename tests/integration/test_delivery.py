@@ -34,14 +34,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiosmtpd.controller import Controller  # noqa: TID251 - tests run their own SMTP servers
 from conftest import REPO, WorkerProcess, free_port
 from involvement_hub import wire
+from involvement_hub.core.alerts import Alert
+from involvement_hub.core.audit import DisclosureRecord
 from involvement_hub.core.delivery_plan import Mode, Preference, derived_id
-from involvement_hub.core.messages import DeliveryOutcome
+from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
+from involvement_hub.core.model import Urgency
+from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.settings_files import write_preferences
+from involvement_hub.kafka_client import client_options
 from involvement_hub.queries import read_all
 from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
@@ -722,3 +727,80 @@ async def test_out_of_hours_urgent_alerts_are_copied_and_routine_ones_held(hub: 
     copy = by_id[message_id(copy_id)]
     assert copy.rcpt_tos == [OUT_OF_HOURS]
     assert "out-of-hours copy" in str(copy.message["Subject"])
+
+
+async def produce_alerts(settings: Settings, *alerts: Alert) -> None:
+    """Alerts put straight on hub.alerts, as the person stage would put them."""
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    await producer.start()
+    try:
+        for alert in alerts:
+            await producer.send_and_wait(
+                TopicNames.from_settings(settings).alerts,
+                key=alert.recipient_id.encode(),
+                value=wire.dumps(alert, AlertTopicMessage),
+            )
+    finally:
+        await producer.stop()
+
+
+def routed_alert(n: int, send_by: dt.datetime) -> Alert:
+    now = dt.datetime.now(dt.UTC)
+    return Alert(
+        alert_id=f"{n:032x}",
+        event_key=f"{SOCIAL_CARE}/evt-{n}",
+        created_at=now,
+        recipient_id=lead_of(n),
+        recipient_email=LEAD_EMAIL,
+        recipient_name="Alex Morgan",
+        recipient_out_of_hours_phone=None,
+        case_ref=f"CIN-{n}",
+        kind="POLICE_CUSTODY",
+        urgency=Urgency.PRIORITY,
+        content_level=ContentLevel.REFERENCE,
+        occurred_at=now,
+        source_agency=SOCIAL_CARE,
+        link=Link.SELF,
+        why="you are the lead practitioner for this child",
+        rule_id="lead-practitioner",
+        policy_version="test",
+        lawful_basis="PUBLIC_TASK",
+        changes=(),
+        team=(),
+        ingested_at=now,
+        send_by=send_by,
+        person_id=f"p-child-{n}",
+        about_person_id=f"p-child-{n}",
+        role="LEAD_PRACTITIONER",
+    )
+
+
+async def test_an_alert_past_its_send_by_is_not_sent_but_recorded_and_audited(hub: Hub) -> None:
+    """IG-2 again when sending: a routed alert that waited past the recipient's grace period."""
+    hub.smtp.start()
+    hub.start_worker()
+    now = dt.datetime.now(dt.UTC)
+    lapsed = routed_alert(331, send_by=now - dt.timedelta(minutes=1))
+    current = routed_alert(332, send_by=now + dt.timedelta(days=14))
+
+    await produce_alerts(hub.settings, lapsed, current)
+
+    outcomes = await wait_for_outcomes(
+        hub,
+        "both alerts settled",
+        lambda o: of(o, lapsed.alert_id) == ["EXPIRED"] and of(o, current.alert_id) == ["SENT"],
+    )
+    assert [o.detail for o in outcomes if o.alert_id == lapsed.alert_id] == [
+        "not sent: the recipient's involvement ended more than the grace period ago"
+    ]
+    assert [r.message_id for r in hub.inbox.received] == [message_id(current.alert_id)]
+    audit = [
+        wire.loads(DisclosureRecord, r.value) for r in await read_all(hub.settings, hub.names.audit)
+    ]
+    assert [(r.alert_id, r.outcome, r.suppression, r.person_id) for r in audit] == [
+        (lapsed.alert_id, "SUPPRESS", "ended_before_send", "p-child-331")
+    ]
+    assert (
+        hub.metric('hub_routing_decisions_total{outcome="SUPPRESS",reason="ended_before_send"}')
+        == 1
+    )

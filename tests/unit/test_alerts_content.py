@@ -32,6 +32,7 @@ from involvement_hub.core.team import Team, apply_involvement
 
 DAY = dt.timedelta(days=1)
 INGESTED = NOW - dt.timedelta(minutes=3)
+GRACE = dt.timedelta(days=14)
 LEAD_ID = "northshire-social-care/PR-LEAD"
 
 LEAD = involvement("INV-L", practitioner_id="PR-LEAD", is_lead=True, at=NOW - 60 * DAY)
@@ -97,6 +98,11 @@ def policy_at(level: ContentLevel) -> Policy:
 
 
 def alert_for(event: Event, level: ContentLevel, before: Team = TEAM) -> Alert:
+    decision, after = decision_for(event, level, before)
+    return build_alert(decision, event, after, now=NOW, ingested_at=INGESTED, grace=GRACE)
+
+
+def decision_for(event: Event, level: ContentLevel, before: Team = TEAM) -> tuple[Decision, Team]:
     policy = policy_at(level)
     rules = parse_rules(
         {"rule": [{"id": "lead", "role": "LEAD_PRACTITIONER", "kinds": ["*"]}]}, policy
@@ -115,7 +121,35 @@ def alert_for(event: Event, level: ContentLevel, before: Team = TEAM) -> Alert:
     )
     (decision,) = [d for d in decisions if d.recipient.recipient_id == LEAD_ID]
     assert decision.outcome is Outcome.SEND
-    return build_alert(decision, event, after, now=NOW, ingested_at=INGESTED)
+    return decision, after
+
+
+# -- IG-2 again when sending ------------------------------------------------------------
+
+
+def test_an_alert_may_be_sent_until_a_grace_period_after_it_was_routed() -> None:
+    alert = alert_for(NEW_MEMBER, ContentLevel.EMPTY)
+
+    assert alert.send_by == NOW + GRACE
+    assert not alert.expired(NOW + GRACE)
+    assert alert.expired(NOW + GRACE + dt.timedelta(seconds=1))
+    # Who the decision was about, for the audit record should it expire unsent.
+    assert (alert.person_id, alert.about_person_id, alert.role) == (
+        CHILD_ID,
+        CHILD_ID,
+        "LEAD_PRACTITIONER",
+    )
+
+
+def test_an_alert_to_an_ended_involvement_may_be_sent_only_within_its_grace_period() -> None:
+    decision, after = decision_for(NEW_MEMBER, ContentLevel.EMPTY)
+    ended = dataclasses.replace(decision.recipient, ended_at=NOW - 10 * DAY)
+    decision = dataclasses.replace(decision, recipient=ended)
+
+    alert = build_alert(decision, NEW_MEMBER, after, now=NOW, ingested_at=INGESTED, grace=GRACE)
+
+    assert alert.send_by == NOW - 10 * DAY + GRACE  # four days from now, not fourteen
+    assert alert.expired(NOW + 5 * DAY)
 
 
 def test_an_empty_alert_says_only_that_a_case_has_an_update() -> None:
@@ -225,4 +259,16 @@ def test_only_a_send_decision_becomes_an_alert() -> None:
         outcome=Outcome.SUPPRESS,
     )
     with pytest.raises(ValueError, match="only a SEND decision"):
-        build_alert(decision, NEW_MEMBER, TEAM, now=NOW, ingested_at=INGESTED)
+        build_alert(decision, NEW_MEMBER, TEAM, now=NOW, ingested_at=INGESTED, grace=GRACE)
+
+
+def test_with_no_grace_period_an_alert_routed_to_an_active_lead_may_still_be_sent_for_an_hour() -> (
+    None
+):
+    decision, after = decision_for(NEW_MEMBER, ContentLevel.EMPTY)
+
+    alert = build_alert(
+        decision, NEW_MEMBER, after, now=NOW, ingested_at=INGESTED, grace=dt.timedelta(0)
+    )
+
+    assert alert.send_by == NOW + dt.timedelta(hours=1)

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import email
 import email.policy
+from dataclasses import replace
 from email.message import EmailMessage
 
 import pytest
@@ -706,7 +707,7 @@ async def test_alerts_held_in_two_windows_go_in_two_digests() -> None:
     await s.handle(DigestDue(RECIPIENT, second.window))
 
     assert [m["Subject"] for m in s.mailer.sent] == [
-        "[DIGEST] Involvement hub: 1 updates on your cases"
+        "[DIGEST] Involvement hub: 1 update on your cases"
     ] * 2
     assert s.stores.digests == {}
 
@@ -741,3 +742,102 @@ def test_backoff_jitter_stays_within_its_fraction(attempts: int) -> None:
     assert high == pytest.approx(middle * 1.2, rel=1e-5)
     assert high < middle * 1.2
     assert low < backoff.delay(attempts, 0.3).total_seconds() < middle < high
+
+
+# -- IG-2 checked again when sending ----------------------------------------------------
+
+
+def limited(routine: Alert, send_by: dt.datetime) -> Alert:
+    """The alert as routing makes it: sendable until ``send_by``, about a known child."""
+    return replace(
+        routine,
+        send_by=send_by,
+        person_id="p-child-301",
+        about_person_id="p-child-301",
+        role="LEAD_PRACTITIONER",
+    )
+
+
+async def test_an_alert_within_its_grace_period_is_sent() -> None:
+    s = Setup()
+
+    result = await s.handle(limited(alert(), IN_HOURS + dt.timedelta(days=14)))
+
+    assert statuses(result) == ["SENT"]
+    assert result.audit == []
+
+
+async def test_a_retry_after_the_recipients_grace_period_is_not_sent_and_is_audited() -> None:
+    s = Setup()
+    s.mailer.failures.append(TransientDeliveryError("server said 421"))
+    pending = limited(alert(), IN_HOURS + dt.timedelta(minutes=1))
+    await s.handle(pending)
+    s.clock.advance(minutes=2)  # the retry is due, and the grace period is over
+
+    result = await s.handle(RetryNudge(RECIPIENT, pending.alert_id))
+
+    assert s.mailer.sent == []
+    assert statuses(result) == ["EXPIRED"]
+    entry = s.entry(pending.alert_id)
+    assert (entry.status, entry.alert) == (ob.Status.EXPIRED, None)  # payload dropped (IG-6)
+    assert s.stores.due == {}  # nothing left to nudge
+    (record,) = result.audit
+    assert (record.outcome, record.suppression) == ("SUPPRESS", "ended_before_send")
+    assert (record.alert_id, record.recipient_id, record.recipient_agency) == (
+        pending.alert_id,
+        RECIPIENT,
+        SOCIAL_CARE,
+    )
+    assert (record.person_id, record.role, record.case_ref) == (
+        "p-child-301",
+        "LEAD_PRACTITIONER",
+        "CIN-301",
+    )
+    assert (
+        s.metric("hub_routing_decisions_total", outcome="SUPPRESS", reason="ended_before_send") == 1
+    )
+    # A replay of the alert finds it settled and sends nothing.
+    again = await s.handle(pending)
+    assert statuses(again) == ["DUPLICATE"]
+    assert s.mailer.sent == []
+
+
+async def test_a_digest_leaves_out_alerts_whose_grace_period_ran_out_while_held() -> None:
+    s = Setup(plan=with_preference(Mode.DAILY, dt.time(8, 0)))
+    closes = dt.datetime(2026, 11, 26, 8, 0, 5, tzinfo=dt.UTC)
+    kept = limited(alert(1, urgency=Urgency.ROUTINE), closes + dt.timedelta(days=13))
+    lapsed = limited(alert(2, urgency=Urgency.ROUTINE), closes - dt.timedelta(hours=1))
+    await s.handle(kept)
+    await s.handle(lapsed)
+    (window,) = s.stores.digests[RECIPIENT].windows
+    s.clock.now = closes
+
+    result = await s.handle(DigestDue(RECIPIENT, window.window))
+
+    (sent,) = s.mailer.sent
+    parsed = email.message_from_bytes(sent.as_bytes(), policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    assert kept.alert_id in text
+    assert lapsed.alert_id not in text
+    assert sent["Subject"] == "[DIGEST] Involvement hub: 1 update on your cases"
+    assert sorted((o.alert_id, o.status) for o in result.outcomes) == sorted(
+        [(kept.alert_id, "SENT"), (lapsed.alert_id, "EXPIRED")]
+    )
+    assert s.entry(lapsed.alert_id).status is ob.Status.EXPIRED
+    assert s.entry(kept.alert_id).status is ob.Status.SENT
+    assert [r.alert_id for r in result.audit] == [lapsed.alert_id]
+    assert s.stores.digests == {}
+
+
+async def test_a_digest_whose_every_alert_lapsed_sends_nothing_and_closes() -> None:
+    s = Setup(plan=with_preference(Mode.DAILY, dt.time(8, 0)))
+    lapsed = limited(alert(1, urgency=Urgency.ROUTINE), IN_HOURS + dt.timedelta(hours=1))
+    await s.handle(lapsed)
+    (window,) = s.stores.digests[RECIPIENT].windows
+    s.clock.now = dt.datetime(2026, 11, 26, 8, 0, 5, tzinfo=dt.UTC)
+
+    result = await s.handle(DigestDue(RECIPIENT, window.window))
+
+    assert s.mailer.sent == []
+    assert statuses(result) == ["EXPIRED"]
+    assert s.stores.digests == {}

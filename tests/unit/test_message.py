@@ -277,7 +277,9 @@ def message_at(level: ContentLevel) -> EmailMessage:
         outcome=Outcome.SEND,
     )
     team = Team("p-child", (SOCIAL_WORKER, SCHOOL_DSL))
-    alert = build_alert(decision, EXCLUSION, team, now=NOW, ingested_at=NOW)
+    alert = build_alert(
+        decision, EXCLUSION, team, now=NOW, ingested_at=NOW, grace=dt.timedelta(days=14)
+    )
     return build_message(alert, MAIL_FROM, NOW)
 
 

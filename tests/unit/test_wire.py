@@ -258,7 +258,9 @@ def test_alerts_round_trip() -> None:
     sent = [d for d in decisions if d.outcome is Outcome.SEND]
     assert sent
     for decision in sent:
-        alert = build_alert(decision, INVOLVEMENT, after, now=NOW, ingested_at=NOW - DAY)
+        alert = build_alert(
+            decision, INVOLVEMENT, after, now=NOW, ingested_at=NOW - DAY, grace=14 * DAY
+        )
         assert alert.team
         assert alert.changes
         assert round_trip(alert) == alert

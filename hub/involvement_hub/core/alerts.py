@@ -79,6 +79,34 @@ class Alert:
     copy_of: str | None = None
     copy_kind: str | None = None  # "escalation" or "out_of_hours"
     note: str | None = None
+    # IG-2 at send time: the recipient may be told until then (the routing time, or the end
+    # of their involvement if it had ended, plus the policy's grace period). With whom the
+    # decision was about, for the audit record should it expire unsent. None: no limit.
+    send_by: dt.datetime | None = None
+    person_id: str | None = None
+    about_person_id: str | None = None
+    role: str | None = None
+
+    def expired(self, now: dt.datetime) -> bool:
+        """IG-2, checked again when sending: is the recipient past their grace period?"""
+        return self.send_by is not None and now > self.send_by
+
+
+# How long a routing decision about a recipient whose involvement was active stays good for
+# sending, at least, even with a grace period of zero: the delivery agent cannot see the
+# team, and an alert routed a moment ago must not be dropped for the time it took to send.
+DECISION_FLOOR = dt.timedelta(hours=1)
+
+
+def send_by(ended_at: dt.datetime | None, now: dt.datetime, grace: dt.timedelta) -> dt.datetime:
+    """IG-2 at send time: the latest moment an alert routed at ``now`` may be sent.
+
+    An involvement that had already ended is good until its end plus the grace period; an
+    active one until the routing time plus the grace period (at least DECISION_FLOOR).
+    """
+    if ended_at is not None:
+        return ended_at + grace
+    return now + max(grace, DECISION_FLOOR)
 
 
 def build_alert(
@@ -88,7 +116,9 @@ def build_alert(
     *,
     now: dt.datetime,
     ingested_at: dt.datetime,
+    grace: dt.timedelta,
 ) -> Alert:
+    """The alert for a SEND decision; ``grace`` is the policy's grace period (IG-2)."""
     if decision.outcome is not Outcome.SEND:
         raise ValueError("only a SEND decision becomes an alert")
     level = decision.content_level
@@ -119,6 +149,10 @@ def build_alert(
         team=_contacts(team, member) if reference else (),
         ingested_at=ingested_at,
         recipient_team=member.practitioner.team,
+        send_by=send_by(member.ended_at, now, grace),
+        person_id=decision.person_id,
+        about_person_id=decision.about_person_id,
+        role=decision.role.value,
     )
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .routing import Decision
+from .alerts import Alert
+from .routing import Decision, Outcome, Suppression
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,4 +57,29 @@ def disclosure_record(decision: Decision, now: dt.datetime) -> DisclosureRecord:
         outcome=decision.outcome.value,
         suppression=None if sent else str(decision.suppression),
         alert_id=decision.alert_id if sent else None,
+    )
+
+
+def expiry_record(alert: Alert, now: dt.datetime) -> DisclosureRecord:
+    """IG-2 checked again when sending: an alert that expired unsent is a suppression."""
+    agency, _, _ = alert.recipient_id.partition("/")
+    return DisclosureRecord(
+        decided_at=now,
+        event_key=alert.event_key,
+        kind=alert.kind,
+        person_id=alert.person_id or "",
+        about_person_id=alert.about_person_id or "",
+        link=alert.link.value,
+        recipient_id=alert.recipient_id,
+        recipient_agency=agency,
+        case_ref=alert.case_ref,
+        role=alert.role or "",
+        rule_id=alert.rule_id,
+        policy_version=alert.policy_version,
+        lawful_basis=alert.lawful_basis,
+        content_level=alert.content_level.value,
+        urgency=alert.urgency.value,
+        outcome=Outcome.SUPPRESS.value,
+        suppression=Suppression.ENDED_BEFORE_SEND.value,
+        alert_id=alert.alert_id,
     )

@@ -22,6 +22,7 @@ class Status(StrEnum):
     HELD = "HELD"  # waiting in a digest window
     SENT = "SENT"
     FAILED = "FAILED"  # given up: escalated (or recorded, for an escalation itself)
+    EXPIRED = "EXPIRED"  # not sent: the recipient's grace period ran out first (IG-2)
 
 
 class Failure(StrEnum):

@@ -355,7 +355,14 @@ def _step(
     households: list[tuple[str, HouseholdMessage]],
 ) -> PersonStep:
     alerts = tuple(
-        build_alert(d, event, state.team, now=ctx.now, ingested_at=ingested_at)
+        build_alert(
+            d,
+            event,
+            state.team,
+            now=ctx.now,
+            ingested_at=ingested_at,
+            grace=ctx.policy.grace_period,
+        )
         for d in decisions
         if d.outcome is Outcome.SEND
     )

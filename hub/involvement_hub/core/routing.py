@@ -45,6 +45,8 @@ class Suppression(StrEnum):
     SERVICE_NOT_PERMITTED = "service_not_permitted"
     INVOLVEMENT_ENDED = "involvement_ended"
     SENSITIVE_WITHOUT_CONSENT = "sensitive_without_consent"
+    # At send time (delivery), not routing: still unsent when the recipient's grace ran out.
+    ENDED_BEFORE_SEND = "ended_before_send"
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,7 +175,8 @@ def _html(alert: Alert) -> str:
 
 
 def digest_subject(count: int) -> str:
-    return f"[DIGEST] Involvement hub: {count} updates on your cases"
+    updates = "update" if count == 1 else "updates"
+    return f"[DIGEST] Involvement hub: {count} {updates} on your cases"
 
 
 def build_digest(

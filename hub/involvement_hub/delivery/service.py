@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from involvement_hub.core import outbox as ob
 from involvement_hub.core.alerts import Alert
+from involvement_hub.core.audit import DisclosureRecord, expiry_record
 from involvement_hub.core.delivery_plan import DeliveryPlan, out_of_hours_copy, schedule
 from involvement_hub.core.digest import DigestBox, close, hold
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome, DigestDue, RetryNudge
@@ -61,6 +62,7 @@ class Deliverer:
 class Result:
     outcomes: list[DeliveryOutcome] = field(default_factory=list)
     queue: list[Alert] = field(default_factory=list)  # copies and escalations to send
+    audit: list[DisclosureRecord] = field(default_factory=list)  # suppressions at send time
 
 
 async def handle(message: AlertTopicMessage, stores: Stores, d: Deliverer) -> Result:
@@ -135,10 +137,32 @@ async def _retry(nudge: RetryNudge, stores: Stores, d: Deliverer, result: Result
     await _attempt(entry.alert, entry, stores, d, result)
 
 
+def _expire(
+    alert: Alert, entry: ob.OutboxEntry, stores: Stores, d: Deliverer, result: Result
+) -> None:
+    """IG-2, checked again when sending: the recipient's grace period ran out first."""
+    now = d.clock()
+    stores.outbox[alert.alert_id] = replace(entry, status=ob.Status.EXPIRED, alert=None)
+    stores.due.pop(alert.alert_id, None)
+    d.metrics.decisions.labels("SUPPRESS", "ended_before_send").inc()
+    result.audit.append(expiry_record(alert, now))
+    _outcome(
+        result,
+        d,
+        alert.alert_id,
+        alert.recipient_id,
+        "EXPIRED",
+        detail="not sent: the recipient's involvement ended more than the grace period ago",
+    )
+
+
 async def _attempt(
     alert: Alert, entry: ob.OutboxEntry, stores: Stores, d: Deliverer, result: Result
 ) -> None:
     now = d.clock()
+    if alert.expired(now):
+        _expire(alert, entry, stores, d, result)
+        return
     entry = ob.attempted(entry, now)
     stores.outbox[alert.alert_id] = entry  # recorded before the send: the outbox's promise
     if alert.alert_id not in stores.due:
@@ -266,7 +290,14 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
         and entry.next_attempt_at > now
     ):
         return
-    alerts = [a for a in window.alerts if _still_held(stores, a.alert_id)]
+    alerts = []
+    for alert in window.alerts:
+        if not _still_held(stores, alert.alert_id):
+            continue
+        if alert.expired(now):
+            _expire(alert, stores.outbox[alert.alert_id], stores, d, result)
+        else:
+            alerts.append(alert)
     if entry is not None and entry.status is ob.Status.FAILED:
         # Given up before a restart could record it everywhere: finish the bookkeeping.
         _give_up_digest(box, window.window, alerts, stores)

@@ -388,6 +388,8 @@ class HubApp:
             self.delivery_topic.send_soon(
                 key=outcome.recipient_id.encode(), value=wire.dumps(outcome)
             )
+        for record in result.audit:  # IG-5: suppressions at send time are audited too
+            self.audit_topic.send_soon(key=record.person_id.encode(), value=wire.dumps(record))
 
     def _queue_alert(self, alert: Alert) -> None:
         self.alerts_topic.send_soon(
