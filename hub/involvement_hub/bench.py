@@ -516,7 +516,10 @@ def table(results: Results) -> str:
         ),
     ]
     width = max(len(r[0]) for r in rows)
-    return "\n".join(f"{name:<{width}}  {value:>24}  {note}".rstrip() for name, value, note in rows)
+    return "\n".join(
+        f"{name:<{width}}  {value:>24}  {note if value != 'skipped' else ''}".rstrip()
+        for name, value, note in rows
+    )
 
 
 def _state(run: _Run) -> None:

@@ -227,8 +227,18 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         rate=args.rate,
         out=args.out,
         progress=_say,
+        start=args.start,
     )
     return EXIT_OK
+
+
+def _utc_datetime(text: str) -> dt.datetime:
+    """An ISO date and time; without an offset, UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date and time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -344,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--seed", type=int, default=1, help="the same seed gives the same population and events"
+    )
+    sim.add_argument(
+        "--start",
+        type=_utc_datetime,
+        metavar="YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
+        help="time of the first record (default: now); with --seed, the output is identical",
     )
     sim.add_argument(
         "--no-setup",

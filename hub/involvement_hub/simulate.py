@@ -132,9 +132,10 @@ def run_simulation(
     rate: float,
     out: Path | None,
     progress: Progress,
+    start: dt.datetime | None = None,
 ) -> int:
     population = Population(families, seed=seed)
-    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = start or dt.datetime.now(dt.UTC).replace(microsecond=0)
     items = records(population, events=events, setup=setup, start=start)
     if out is not None:
         with out.open("w", encoding="utf-8") as handle:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import REPO, WorkerProcess
@@ -262,3 +264,37 @@ def hub_cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def _metric_sum(exposition: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )
+
+
+def test_a_simulated_population_flows_through_the_hub(worker: WorkerProcess) -> None:
+    """``hub simulate`` publishes through the agency producer; the worker takes all of it."""
+    settings = worker.settings
+    worker.start()
+
+    result = hub_cli(
+        "simulate", "--families", "8", "--events", "60", "--seed", "11", settings=settings
+    )
+
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"published (\d+) events", result.stderr)
+    assert match, result.stderr
+    published = int(match.group(1))
+    assert published > 60  # the setup records, then the events
+    deadline = time.monotonic() + 120
+    while True:
+        exposition = worker.metrics()
+        consumed = _metric_sum(exposition, "hub_events_consumed_total")
+        if consumed >= published or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert consumed == published
+    assert _metric_sum(exposition, "hub_quarantined_total") == 0
+    assert _metric_sum(exposition, "hub_alerts_routed_total") > 0

@@ -13,6 +13,7 @@ def test_skipped_measurements_say_so_rather_than_zero() -> None:
     assert "skipped" in by_name["delivery, the hub"]
     assert "skipped" in by_name["end-to-end latency p50 / p95 / p99"]
     assert "0 mails/s" not in table(results)
+    assert "None" not in table(results)  # no notes about figures that were not measured
 
 
 def test_measured_figures_appear_with_their_targets() -> None:
