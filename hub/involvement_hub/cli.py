@@ -95,7 +95,9 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from involvement_hub.demo import run_demo
 
-    return run_demo(settings, keep_running=args.keep_running, progress=_say)
+    return run_demo(
+        settings, keep_running=args.keep_running, progress=_say, population=args.population
+    )
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -399,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
     demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
+    demo.add_argument(
+        "--population",
+        type=int,
+        default=20,
+        metavar="FAMILIES",
+        help="after the story, a synthetic population of this many families (0: none)",
+    )
     return parser
 
 

@@ -25,23 +25,27 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from involvement_hub.config import load_config
+from involvement_hub.kafka_admin import group_lag
 from involvement_hub.kafka_client import client_options
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
-from involvement_hub.processes import Worker
+from involvement_hub.population import Population
+from involvement_hub.processes import Worker, metric_total
 from involvement_hub.publish import prepare_file, publish_prepared
 from involvement_hub.settings import Settings
+from involvement_hub.simulate import encoded, publish, records
 from involvement_hub.synthetic import email, nhs_number, upn
 from involvement_hub.topics import TopicNames
 
 Progress = Callable[[str], None]
 READY_TIMEOUT_S = 120.0
+STORY_SETUP = 3  # the involvements; the life events and the change come after
 QUIET_PERIOD_S = 4.0
 ARRIVAL_TIMEOUT_S = 90.0
 
 
 def _person(
-    n: int, la_id: str, given: str, family: str, born: dt.date, upn_n: int | None
+    n: int, la_id: str, given: str, family: str, born: dt.date, upn_n: int | None, uprn: str
 ) -> dict[str, Any]:
     identifiers = [{"scheme": "nhs_number", "value": nhs_number(n)}]
     identifiers.append({"scheme": "la_person_id", "value": la_id})
@@ -52,7 +56,7 @@ def _person(
         "given_name": given,
         "family_name": family,
         "date_of_birth": born.isoformat(),
-        "address": {"uprn": "999000000101", "postcode": "ZZ99 3AA"},
+        "address": {"uprn": uprn, "postcode": "ZZ99 3AA"},
     }
 
 
@@ -77,8 +81,14 @@ def demo_records(now: dt.datetime, run: str, family: int = 0) -> list[dict[str, 
     from a clean slate even though the broker keeps the state of earlier runs.
     """
     n = 10 + 2 * family
-    kit = _person(n, f"LA-{100200 + n}", "Kit", "Ashdown", dt.date(2017, 3, 14), upn_n=100200 + n)
-    robin = _person(n + 1, f"LA-{100201 + n}", "Robin", "Ashdown", dt.date(2022, 8, 2), upn_n=None)
+    # The family's home: one per run too (the population's UPRNs begin 99900 and 99901).
+    home = f"99902{family:07d}"
+    kit = _person(
+        n, f"LA-{100200 + n}", "Kit", "Ashdown", dt.date(2017, 3, 14), upn_n=100200 + n, uprn=home
+    )
+    robin = _person(
+        n + 1, f"LA-{100201 + n}", "Robin", "Ashdown", dt.date(2022, 8, 2), upn_n=None, uprn=home
+    )
     social_worker = _practitioner(
         "SW-0042",
         "Alex Morgan",
@@ -217,7 +227,9 @@ def demo_records(now: dt.datetime, run: str, family: int = 0) -> list[dict[str, 
     ]
 
 
-def run_demo(settings: Settings, *, keep_running: bool, progress: Progress) -> int:
+def run_demo(
+    settings: Settings, *, keep_running: bool, progress: Progress, population: int = 20
+) -> int:
     load_config(settings)  # refuse to start on a bad policy or rules file
     workdir = settings.state_dir / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -248,6 +260,8 @@ def run_demo(settings: Settings, *, keep_running: bool, progress: Progress) -> i
         count = _run_story(settings, workdir, progress)
         if count == 0:
             return 1
+        if population > 0:
+            _run_population(settings, worker, population, progress)
         if keep_running:
             progress("everything is running; publish more with `hub publish FILE`. Ctrl-C to stop.")
             _wait_for_interrupt()
@@ -269,8 +283,13 @@ def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
     events.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     registry = load_config(settings).registry
     items = prepare_file(events, registry, settings.agencies)
-    report = asyncio.run(publish_prepared(items, settings, progress=progress))
-    progress(f"published {report.sent} events from {events}")
+    # First what the agencies already know (who works with the children, where they live),
+    # then -- once the hub has taken that in, as it would have long before -- what happens.
+    setup, happenings = items[:STORY_SETUP], items[STORY_SETUP:]
+    report = asyncio.run(publish_prepared(setup, settings, progress=progress))
+    _wait_until_settled(settings)
+    report2 = asyncio.run(publish_prepared(happenings, settings, progress=progress))
+    progress(f"published {report.sent + report2.sent} events from {events}")
     asyncio.run(_send_garbage(settings))
     progress("published 1 unreadable message (it will be quarantined on hub.quarantine)")
     messages = _wait_for_mail(settings.mailbox_dir)
@@ -278,6 +297,46 @@ def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
     for message in messages:
         progress(f"  to {message[RCPT_HEADER]:<45} {message['Subject']}  {message['Message-ID']}")
     return len(messages)
+
+
+def _run_population(settings: Settings, worker: Worker, families: int, progress: Progress) -> None:
+    """Background traffic: a fresh synthetic population, as ``hub simulate`` makes it."""
+    first = random.randrange(150_000)  # families no earlier demo published
+    population = Population(families, seed=first, first=first)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    stream = records(population, events=families * 10, setup=True, start=start)
+    before = metric_total(worker.metrics(), "hub_events_consumed_total")
+    sent = asyncio.run(publish(encoded(stream, load_config(settings).registry), settings))
+    progress(
+        f"published a synthetic population (hub simulate --families {families} --seed {first}): "
+        f"{sent} events from {len(settings.agencies)} agencies' systems ..."
+    )
+    deadline = time.monotonic() + ARRIVAL_TIMEOUT_S
+    exposition = worker.metrics()
+    while metric_total(exposition, "hub_events_consumed_total") < before + sent:
+        if time.monotonic() > deadline:
+            progress("  the worker is still busy with them; see its metrics")
+            return
+        time.sleep(0.5)
+        exposition = worker.metrics()
+    _wait_for_mail(settings.mailbox_dir)
+    routed = metric_total(exposition, "hub_alerts_routed_total")
+    quarantined = metric_total(exposition, "hub_quarantined_total")
+    progress(
+        f"  all {sent} consumed; {routed:.0f} alerts routed since the worker started, "
+        f"{quarantined:.0f} messages quarantined; their emails are in the mailbox too"
+    )
+
+
+def _wait_until_settled(settings: Settings) -> None:
+    """Until the worker has committed everything on its routing topics (or a minute)."""
+    names = TopicNames.from_settings(settings)
+    topics = [*names.all_ingest, names.identity, names.person, names.household]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if asyncio.run(group_lag(settings, settings.app_id, topics)) == 0:
+            return
+        time.sleep(0.5)
 
 
 async def _send_garbage(settings: Settings) -> None:

@@ -145,10 +145,20 @@ SLOTS = 6  # persons numbered per family: two adults, four children
 class Population:
     """Families 0..n-1, generated lazily and identically for a given seed."""
 
-    def __init__(self, families: int, seed: int = 1, today: dt.date = dt.date(2026, 11, 2)) -> None:
+    def __init__(
+        self,
+        families: int,
+        seed: int = 1,
+        today: dt.date = dt.date(2026, 11, 2),
+        *,
+        first: int = 0,
+    ) -> None:
+        """``first`` numbers the families from there (and their persons' identifiers), so
+        populations published to one broker at different times need not share anyone."""
         self.families = families
         self.seed = seed
         self.today = today
+        self.first = first
         self._event = 0
 
     @staticmethod
@@ -162,7 +172,9 @@ class Population:
         check = nhs_check_digit(body)
         return None if check is None else f"{body}{check}"
 
-    def family(self, number: int) -> Family:
+    def family(self, index: int) -> Family:
+        """The ``index``-th family of this population (0 .. families - 1)."""
+        number = self.first + index
         rng = random.Random(self.seed * 1_000_003 + number)
         surname = rng.choice(FAMILY)
         base = number * SLOTS
