@@ -791,7 +791,7 @@ async def test_an_alert_past_its_send_by_is_not_sent_but_recorded_and_audited(hu
         lambda o: of(o, lapsed.alert_id) == ["EXPIRED"] and of(o, current.alert_id) == ["SENT"],
     )
     assert [o.detail for o in outcomes if o.alert_id == lapsed.alert_id] == [
-        "not sent: the recipient's involvement ended more than the grace period ago"
+        "not sent: its send-by time (the recipient's grace period, IG-2) had passed"
     ]
     assert [r.message_id for r in hub.inbox.received] == [message_id(current.alert_id)]
     audit = [

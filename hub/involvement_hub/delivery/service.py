@@ -152,7 +152,7 @@ def _expire(
         alert.alert_id,
         alert.recipient_id,
         "EXPIRED",
-        detail="not sent: the recipient's involvement ended more than the grace period ago",
+        detail="not sent: its send-by time (the recipient's grace period, IG-2) had passed",
     )
 
 
