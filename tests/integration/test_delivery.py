@@ -37,14 +37,13 @@ import trustme
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiosmtpd.controller import Controller  # noqa: TID251 - tests run their own SMTP servers
+from alert_builders import an_alert
 from conftest import REPO, WorkerProcess, free_port
 from involvement_hub import wire
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.audit import DisclosureRecord
 from involvement_hub.core.delivery_plan import Mode, Preference, derived_id
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
-from involvement_hub.core.model import Urgency
-from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.settings_files import write_preferences
 from involvement_hub.kafka_client import client_options
 from involvement_hub.queries import read_all
@@ -745,29 +744,16 @@ async def produce_alerts(settings: Settings, *alerts: Alert) -> None:
 
 
 def routed_alert(n: int, send_by: dt.datetime) -> Alert:
-    now = dt.datetime.now(dt.UTC)
-    return Alert(
+    return an_alert(
+        at=dt.datetime.now(dt.UTC),
         alert_id=f"{n:032x}",
         event_key=f"{SOCIAL_CARE}/evt-{n}",
-        created_at=now,
         recipient_id=lead_of(n),
         recipient_email=LEAD_EMAIL,
-        recipient_name="Alex Morgan",
-        recipient_out_of_hours_phone=None,
         case_ref=f"CIN-{n}",
         kind="POLICE_CUSTODY",
-        urgency=Urgency.PRIORITY,
-        content_level=ContentLevel.REFERENCE,
-        occurred_at=now,
         source_agency=SOCIAL_CARE,
-        link=Link.SELF,
-        why="you are the lead practitioner for this child",
-        rule_id="lead-practitioner",
         policy_version="test",
-        lawful_basis="PUBLIC_TASK",
-        changes=(),
-        team=(),
-        ingested_at=now,
         send_by=send_by,
         person_id=f"p-child-{n}",
         about_person_id=f"p-child-{n}",

@@ -20,9 +20,8 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller  # noqa: TID251 - tests run their own SMTP servers
 from aiosmtpd.smtp import SMTP  # noqa: TID251 - to count connections per server
+from alert_builders import an_alert
 from involvement_hub.core.alerts import Alert
-from involvement_hub.core.model import Urgency
-from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.message import build_message
 from involvement_hub.delivery.smtp import SmtpMailer
 from involvement_hub.errors import (
@@ -48,28 +47,16 @@ def free_port() -> int:
 
 
 def alert(n: int = 0) -> Alert:
-    return Alert(
+    return an_alert(
+        at=NOW,
         alert_id=f"{n:032x}",
         event_key=f"oakfield-primary/oakfield-excl-{n:06d}",
-        created_at=NOW,
         recipient_id="northshire-social-care/SW-0043",
         recipient_email="jo.placeholder@northshire.example",
         recipient_name="Jo Placeholder",
-        recipient_out_of_hours_phone=None,
         case_ref="CM-2026-004711",
-        kind="SCHOOL_EXCLUSION",
-        urgency=Urgency.PRIORITY,
-        content_level=ContentLevel.REFERENCE,
-        occurred_at=NOW,
-        source_agency="oakfield-primary",
-        link=Link.SELF,
-        why="you are the lead practitioner for this child",
         rule_id="rule-07",
         policy_version="2026-11",
-        lawful_basis="PUBLIC_TASK",
-        changes=(),
-        team=(),
-        ingested_at=NOW,
     )
 
 

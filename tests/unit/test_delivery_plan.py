@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from alert_builders import an_alert
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.delivery_plan import (
     Contact,
@@ -21,7 +22,6 @@ from involvement_hub.core.delivery_plan import (
     schedule,
 )
 from involvement_hub.core.model import Urgency
-from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.settings_files import (
     PlanSource,
     load_plan,
@@ -41,29 +41,16 @@ def at(*args: int) -> dt.datetime:
 
 
 def routine(urgency: Urgency = Urgency.ROUTINE, recipient: str = RECIPIENT) -> Alert:
-    now = at(2026, 11, 25, 10)
-    return Alert(
+    return an_alert(
+        at=at(2026, 11, 25, 10),
         alert_id="0" * 31 + "2",
         event_key="oakfield-primary/evt-2",
-        created_at=now,
         recipient_id=recipient,
         recipient_email="sam.okafor@social-care.northshire.example",
         recipient_name="Sam Okafor",
-        recipient_out_of_hours_phone=None,
         case_ref="CIN-302",
         kind="PERSISTENT_ABSENCE",
         urgency=urgency,
-        content_level=ContentLevel.REFERENCE,
-        occurred_at=now,
-        source_agency="oakfield-primary",
-        link=Link.SELF,
-        why="you are the lead practitioner for this child",
-        rule_id="lead-practitioner",
-        policy_version="2026-11-25.2",
-        lawful_basis="PUBLIC_TASK",
-        changes=(),
-        team=(),
-        ingested_at=now,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from email.message import EmailMessage
 
 import pytest
+from alert_builders import an_alert
 from involvement_hub.core import outbox as ob
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.delivery_plan import (
@@ -28,7 +29,6 @@ from involvement_hub.core.delivery_plan import (
 from involvement_hub.core.digest import DigestBox
 from involvement_hub.core.messages import DigestDue, RetryNudge
 from involvement_hub.core.model import Urgency
-from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.mailer import MemoryMailer
 from involvement_hub.delivery.service import Deliverer, Due, Result, Stores, handle
 from involvement_hub.errors import (
@@ -112,28 +112,15 @@ def alert(
     team: str | None = TEAM,
     at: dt.datetime = IN_HOURS,
 ) -> Alert:
-    return Alert(
+    return an_alert(
+        at=at,
         alert_id=f"{n:032x}",
         event_key=f"northshire-police/evt-{n}",
-        created_at=at,
         recipient_id=recipient,
-        recipient_email="alex.morgan@social-care.northshire.example",
-        recipient_name="Alex Morgan",
-        recipient_out_of_hours_phone=None,
         case_ref=f"CIN-{300 + n}",
         kind="POLICE_CUSTODY",
         urgency=urgency,
-        content_level=ContentLevel.REFERENCE,
-        occurred_at=at,
         source_agency="northshire-police",
-        link=Link.SELF,
-        why="you are the lead practitioner for this child",
-        rule_id="lead-practitioner",
-        policy_version="2026-11-25.2",
-        lawful_basis="PUBLIC_TASK",
-        changes=(),
-        team=(),
-        ingested_at=at,
         recipient_team=team,
     )
 
