@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from involvement_hub_producer import (
     AgencyPublisher,
@@ -28,6 +28,14 @@ from involvement_hub_producer.json_form import SCHEMA_KEY
 
 from involvement_hub.kafka_client import agency_options
 from involvement_hub.settings import Settings
+
+
+class Publisher(Protocol):
+    """What publishing needs of an agency's producer (``AgencyPublisher`` in production)."""
+
+    async def send_encoded(self, value: bytes, key: bytes) -> asyncio.Future[Any]: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,28 +121,46 @@ async def publish_prepared(
     settings: Settings,
     *,
     progress: Callable[[str], None] = lambda _: None,
+    open_publisher: Callable[[str, Settings], Awaitable[Publisher | str]] | None = None,
 ) -> PublishReport:
+    """Publish in the file's order, as far as Kafka allows.
+
+    Kafka orders records only within a partition, and each agency has its own topic, so
+    the order *across* agencies is kept by waiting: consecutive lines of one agency go as
+    one batch, and the next batch is sent only when the broker has acknowledged the
+    previous one. A file published to an idle hub is then read by it in file order.
+    """
     report = PublishReport()
-    by_agency: dict[str, list[Prepared]] = {}
+    runs: list[tuple[str, list[Prepared]]] = []
     for item in items:
         if isinstance(item, LineError):
             report.errors.append(item)
             progress(str(item))
+        elif runs and runs[-1][0] == item.agency_id:
+            runs[-1][1].append(item)
         else:
-            by_agency.setdefault(item.agency_id, []).append(item)
-    for agency, prepared in by_agency.items():
-        await _publish_agency(agency, prepared, settings, report, progress)
+            runs.append((item.agency_id, [item]))
+    opener = open_publisher or _open
+    publishers: dict[str, Publisher | str] = {}
+    try:
+        for agency, prepared in runs:
+            if agency not in publishers:
+                publishers[agency] = await opener(agency, settings)
+            publisher = publishers[agency]
+            if isinstance(publisher, str):
+                _fail_all(prepared, publisher, report, progress)
+            else:
+                await _publish_run(publisher, prepared, report, progress)
+    finally:
+        for publisher in publishers.values():
+            if not isinstance(publisher, str):
+                await publisher.stop()
     report.errors.sort(key=lambda e: e.line)
     return report
 
 
-async def _publish_agency(
-    agency: str,
-    prepared: list[Prepared],
-    settings: Settings,
-    report: PublishReport,
-    progress: Callable[[str], None],
-) -> None:
+async def _open(agency: str, settings: Settings) -> AgencyPublisher | str:
+    """A started publisher for ``agency``, or why its lines cannot be sent."""
     publisher = AgencyPublisher(
         settings.bootstrap,
         agency,
@@ -145,28 +171,31 @@ async def _publish_agency(
     try:
         await publisher.start()
     except PublishError as exc:
-        _fail_all(prepared, f"not sent: {exc}", report, progress)
-        return
-    try:
-        if not await publisher.topic_exists():
-            why = f"not sent: topic {publisher.topic} does not exist (start the hub, or ask ops)"
-            _fail_all(prepared, why, report, progress)
-            return
-        pending: list[tuple[Prepared, asyncio.Future[Any]]] = []
-        for item in prepared:
-            pending.append((item, await publisher.send_encoded(item.value, item.key)))
-        for item, future in pending:
-            try:
-                await future
-                report.sent += 1
-            except Exception as exc:  # aiokafka raises several types for a failed send
-                error = LineError(
-                    item.line, f"not sent: the broker refused it ({type(exc).__name__})"
-                )
-                report.errors.append(error)
-                progress(str(error))
-    finally:
+        return f"not sent: {exc}"
+    if not await publisher.topic_exists():
         await publisher.stop()
+        return f"not sent: topic {publisher.topic} does not exist (start the hub, or ask ops)"
+    return publisher
+
+
+async def _publish_run(
+    publisher: Publisher,
+    prepared: list[Prepared],
+    report: PublishReport,
+    progress: Callable[[str], None],
+) -> None:
+    """Send one agency's consecutive lines and wait until the broker has them all."""
+    pending: list[tuple[Prepared, asyncio.Future[Any]]] = []
+    for item in prepared:
+        pending.append((item, await publisher.send_encoded(item.value, item.key)))
+    for item, future in pending:
+        try:
+            await future
+            report.sent += 1
+        except Exception as exc:  # aiokafka raises several types for a failed send
+            error = LineError(item.line, f"not sent: the broker refused it ({type(exc).__name__})")
+            report.errors.append(error)
+            progress(str(error))
 
 
 def _fail_all(
