@@ -83,6 +83,7 @@ class Settings:
     local_kafka_controller_port: int = 19093
     topic_prefix: str = ""
     app_id: str = "involvement-hub"
+    instance_id: str = ""
     agencies: tuple[str, ...] = DEFAULT_AGENCIES
     partitions: int = 4
     replication_factor: int = 1
@@ -171,6 +172,11 @@ class Settings:
                 f"HUB_APP_ID: {self.app_id!r} is not a valid application id (letters, digits, "
                 "'.', '_' and '-', starting with a letter or digit, at most 200 characters)"
             )
+        if self.instance_id and not _APP_ID.match(self.instance_id):
+            raise SettingsError(
+                f"HUB_INSTANCE_ID: {self.instance_id!r} is not a valid id (letters, digits, "
+                "'.', '_' and '-', starting with a letter or digit, at most 200 characters)"
+            )
         for agency in self.agencies:
             if not _AGENCY_ID.match(agency):
                 raise SettingsError(
@@ -217,6 +223,11 @@ DESCRIPTIONS: Final = {
     "local_kafka_controller_port": "KRaft controller port of the local development broker.",
     "topic_prefix": "Prefix for every topic name, to share a cluster between hubs or test runs.",
     "app_id": "Faust application id: the consumer group and the prefix of changelog topics.",
+    "instance_id": (
+        "This worker's static group membership id, stable across its restarts and unique in "
+        "its group, so a restarted worker takes its partitions back at once. Empty: "
+        "`<host name>-<HUB_APP_ID>`; set it when several workers of one app share a host."
+    ),
     "agencies": "Comma-separated agency ids; each publishes to `ingest.<agency_id>`.",
     "partitions": "Partitions of the keyed hub topics and tables (the scale-out unit).",
     "replication_factor": "Replication factor for topics the hub creates (3 in production).",

@@ -25,6 +25,7 @@ import importlib.metadata
 import logging
 import platform
 import random
+import socket
 import time
 import traceback
 import weakref
@@ -156,6 +157,10 @@ class HubApp:
             web_enabled=False,
             autodiscover=False,
             consumer_auto_offset_reset="earliest",
+            # Static membership: a worker restarted after a crash rejoins under the same id
+            # and takes its partitions back at once, instead of waiting for the dead
+            # member's session to time out (about a minute) before anything is processed.
+            consumer_group_instance_id=s.instance_id or f"{socket.gethostname()}-{s.app_id}",
             producer_acks=-1,
             # A few milliseconds of lingering lets the producer send changelog and topic
             # messages in batches instead of one request (and syscall) each.
