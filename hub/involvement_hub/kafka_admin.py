@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 
 from involvement_hub.errors import HubError
 from involvement_hub.kafka_client import client_options
@@ -153,3 +156,71 @@ async def ensure_changelogs(settings: Settings) -> None:
             await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+class _LeaveGroupResponseV3(Response):  # type: ignore[misc]
+    API_KEY = 13
+    API_VERSION = 3
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("error_code", Int16),
+        (
+            "members",
+            Array(
+                ("member_id", String("utf-8")),
+                ("group_instance_id", String("utf-8")),
+                ("error_code", Int16),
+            ),
+        ),
+    )
+
+
+class _LeaveGroupRequestV3(RequestStruct):  # type: ignore[misc]
+    API_KEY = 13
+    API_VERSION = 3
+    RESPONSE_TYPE = _LeaveGroupResponseV3
+    SCHEMA = Schema(
+        ("group_id", String("utf-8")),
+        ("members", Array(("member_id", String("utf-8")), ("group_instance_id", String("utf-8")))),
+    )
+
+
+class _LeaveAsStaticMember(Request[_LeaveGroupRequestV3]):  # type: ignore[misc]
+    """LeaveGroup v3 (KIP-345), which aiokafka lacks: a static member leaves by instance id."""
+
+    API_KEY = 13
+
+    def __init__(self, group_id: str, instance_id: str) -> None:
+        self._group_id = group_id
+        self._instance_id = instance_id
+
+    def build(self, request_struct_class: type[_LeaveGroupRequestV3]) -> _LeaveGroupRequestV3:
+        # An empty member id: the coordinator finds the member by its instance id.
+        return request_struct_class(self._group_id, [("", self._instance_id)])
+
+
+async def leave_group(settings: Settings, group_id: str, instance_id: str) -> None:
+    """Take a stopped static member out of its group at once.
+
+    A static member keeps its partitions for a session timeout after it stops, so that a
+    worker restarted after a crash gets them straight back. A worker that is stopped on
+    purpose leaves instead: the others take its partitions over now, and tools that need an
+    empty group (resetting offsets for a replay) do not have to wait.
+    """
+    client = AIOKafkaClient(**client_options(settings), client_id=f"{group_id}-leave")
+    try:
+        await client.bootstrap()
+        node = await client.coordinator_lookup(CoordinationType.GROUP, group_id)
+        response = await client.send(node, _LeaveAsStaticMember(group_id, instance_id))
+    except KafkaError as exc:
+        raise HubError(f"could not leave consumer group {group_id}: {exc}") from exc
+    finally:
+        await client.close()
+    codes = [response.error_code] + [member[2] for member in response.members]
+    # A member already gone (its session expired) is not an error here.
+    failed = [code for code in codes if code not in (0, _UNKNOWN_MEMBER_ID)]
+    if failed:
+        raise HubError(f"could not leave consumer group {group_id}: Kafka error {failed[0]}")
+
+
+_UNKNOWN_MEMBER_ID = 25

@@ -828,3 +828,98 @@ async def test_a_digest_whose_every_alert_lapsed_sends_nothing_and_closes() -> N
     assert s.mailer.sent == []
     assert statuses(result) == ["EXPIRED"]
     assert s.stores.digests == {}
+
+
+# -- durable before it is sent -------------------------------------------------------
+
+
+class Journal:
+    """Records, in order, outbox writes, durability waits and sends."""
+
+    def __init__(self, s: Setup) -> None:
+        self.lines: list[str] = []
+        journal = self
+
+        class Outbox(dict[str, ob.OutboxEntry]):
+            def __setitem__(self, key: str, value: ob.OutboxEntry) -> None:
+                journal.lines.append(f"write {key[:4]} {value.status.value}")
+                super().__setitem__(key, value)
+
+        class Durable:
+            async def recorded(self, key: str) -> None:
+                journal.lines.append(f"durable {key[:4]}")
+
+            async def queued(self, alerts: object) -> None:
+                kinds = [a.copy_kind for a in alerts]  # type: ignore[attr-defined]
+                journal.lines.append(f"queued {kinds}")
+
+        original = s.mailer.send
+
+        async def send(message: EmailMessage) -> None:
+            journal.lines.append("send")
+            await original(message)
+
+        s.stores.outbox = Outbox()
+        s.deliverer.durable = Durable()
+        s.mailer.send = send  # type: ignore[method-assign]
+
+
+async def test_the_entry_is_acknowledged_before_the_send_and_the_mark_right_after() -> None:
+    s = Setup()
+    journal = Journal(s)
+    await s.handle(alert(1))
+    key = f"{1:032x}"[:4]
+    assert journal.lines == [
+        f"write {key} PENDING",
+        f"durable {key}",
+        "send",
+        f"write {key} SENT",
+        f"durable {key}",
+    ]
+
+
+async def test_an_out_of_hours_copy_is_on_kafka_before_the_entry_of_its_alert() -> None:
+    s = Setup(now=OUT_OF_HOURS)
+    journal = Journal(s)
+    await s.handle(alert(2, urgency=Urgency.URGENT, at=OUT_OF_HOURS))
+    assert journal.lines[0] == "queued ['out_of_hours']"
+    assert journal.lines[1].endswith("PENDING")
+
+
+async def test_an_escalation_is_on_kafka_before_the_entry_that_records_the_failure() -> None:
+    s = Setup()
+    journal = Journal(s)
+    s.mailer.failures.append(PermanentDeliveryError("550 no such mailbox"))
+    result = await s.handle(alert(3))
+    failed = journal.lines.index(f"write {f'{3:032x}'[:4]} FAILED")
+    assert journal.lines.index("queued ['escalation']") < failed
+    assert statuses(result) == ["FAILED", "ESCALATED"]
+
+
+async def test_no_more_alerts_are_mid_send_than_the_in_flight_limit() -> None:
+    s = Setup()
+    s.deliverer.in_flight = asyncio.Semaphore(2)
+    sending = 0
+    most = 0
+    release = asyncio.Event()
+
+    async def slow_send(message: EmailMessage) -> None:
+        nonlocal sending, most
+        sending += 1
+        most = max(most, sending)
+        await release.wait()
+        sending -= 1
+
+    s.mailer.send = slow_send  # type: ignore[method-assign]
+    tasks = [
+        asyncio.create_task(s.handle(alert(10 + n, recipient=f"{SOCIAL_CARE}/SW-{n}")))
+        for n in range(5)
+    ]
+    # Every task gets many turns: the third can only start sending if the limit lets it.
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert sending == 2
+    assert most == 2
+    release.set()
+    await asyncio.gather(*tasks)
+    assert most == 2

@@ -5,13 +5,23 @@ for its recipient's digest or attempted at once; an URGENT one outside working h
 queues an out-of-hours copy. A failed attempt is retried later (the ticker nudges it when
 due), escalated, or both, as :mod:`involvement_hub.core.outbox` decides. Escalations and
 copies are new alerts with ids of their own, queued back onto ``hub.alerts``.
+
+Durable before it is sent (the outbox's promise). Writing a table only queues a changelog
+message, so each step waits on :class:`Durable` before the next: an alert's outbox entry is
+acknowledged by the broker before its SMTP conversation starts, and its SENT mark right
+after the 250, so a crash re-sends at most the alerts in flight -- at most ``in_flight``,
+the number of SMTP connections. Derived alerts (out-of-hours copies, escalations) are
+acknowledged on ``hub.alerts`` *before* the entry that records their cause, so a replay
+that finds the entry can rely on the copy being there too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from involvement_hub.core import outbox as ob
 from involvement_hub.core.alerts import Alert
@@ -47,6 +57,26 @@ class Stores:
     digests: MutableMapping[str, DigestBox]  # by recipient id
 
 
+class Durable(Protocol):
+    """Waits until delivery's bookkeeping is on Kafka, acknowledged by the broker."""
+
+    async def recorded(self, key: str) -> None:
+        """The latest outbox (and due) writes for ``key`` are acknowledged."""
+
+    async def queued(self, alerts: Sequence[Alert]) -> None:
+        """``alerts`` are on ``hub.alerts``, acknowledged."""
+
+
+class Immediate:
+    """The in-memory twin: a dict store is durable as soon as it is written."""
+
+    async def recorded(self, key: str) -> None:
+        return None
+
+    async def queued(self, alerts: Sequence[Alert]) -> None:
+        return None
+
+
 @dataclass
 class Deliverer:
     mailer: Mailer
@@ -56,6 +86,10 @@ class Deliverer:
     metrics: HubMetrics
     clock: Callable[[], dt.datetime]
     rand: Callable[[], float]
+    durable: Durable = field(default_factory=Immediate)
+    # At most this many alerts between "SMTP conversation started" and "SENT acknowledged":
+    # the most a kill -9 can make the hub send twice. One per SMTP connection.
+    in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
 
 
 @dataclass
@@ -109,7 +143,10 @@ async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result)
         out_of_hours_copy(alert, plan, alert.recipient_team, now) if alert.copy_of is None else None
     )
     if copy_to is not None:
-        result.queue.append(ob.out_of_hours_alert(alert, copy_to, now))
+        copy = ob.out_of_hours_alert(alert, copy_to, now)
+        result.queue.append(copy)
+        # Before the entry: a replay that finds the entry never makes the copy again.
+        await d.durable.queued([copy])
     held = schedule(alert, plan, now) if alert.copy_of is None else None
     if held is not None:
         box = stores.digests.get(alert.recipient_id) or DigestBox(alert.recipient_id)
@@ -174,14 +211,18 @@ async def _attempt(
         stores.due[alert.alert_id] = Due(
             alert.recipient_id, retry_at, entry.first_attempt_at or now, urgency=alert.urgency.value
         )
-    try:
-        await d.mailer.send(build_message(alert, d.mail_from, d.clock()))
-    except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
-        _failed(alert.alert_id, alert, entry, exc, stores, d, result)
-        return
-    accepted = d.clock()
-    stores.outbox[alert.alert_id] = ob.after_success(entry, accepted)
-    stores.due.pop(alert.alert_id, None)
+    message = build_message(alert, d.mail_from, d.clock())
+    await d.durable.recorded(alert.alert_id)
+    async with d.in_flight:
+        try:
+            await d.mailer.send(message)
+        except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
+            await _failed(alert.alert_id, alert, entry, exc, stores, d, result)
+            return
+        accepted = d.clock()
+        stores.outbox[alert.alert_id] = ob.after_success(entry, accepted)
+        stores.due.pop(alert.alert_id, None)
+        await d.durable.recorded(alert.alert_id)
     _sent(alert, accepted, d)
     _outcome(
         result,
@@ -208,7 +249,7 @@ def _failure(exc: Exception) -> ob.Failure:
     return ob.Failure.TRANSIENT
 
 
-def _failed(
+async def _failed(
     key: str,
     alert: Alert,
     entry: ob.OutboxEntry,
@@ -222,6 +263,14 @@ def _failed(
     d.metrics.emails_failed.labels(failure.value).inc()
     now = d.clock()
     after = ob.after_failure(entry, failure, str(exc), now, d.backoff, d.rand())
+    outcomes_before = len(result.outcomes)
+    if after.escalate is not None and alert.copy_kind != "escalation":
+        # An escalation that cannot be delivered is only recorded (FAILED or RETRY below):
+        # there is nobody further to escalate to. The escalation is on Kafka before the
+        # entry that says it was made.
+        await _escalate(alert, after.escalate, d, result)
+    # Its outcome is reported after the failure's, in the order a reader expects.
+    escalated = _take_outcomes_after(result, outcomes_before)
     stores.outbox[key] = after.entry
     if after.entry.status is ob.Status.PENDING and after.entry.next_attempt_at is not None:
         since = after.entry.first_attempt_at or now
@@ -252,13 +301,16 @@ def _failed(
             detail=str(exc),
             attempts=after.entry.attempts,
         )
-    if after.escalate is not None and alert.copy_kind != "escalation":
-        # An escalation that cannot be delivered is only recorded (FAILED or RETRY above):
-        # there is nobody further to escalate to.
-        _escalate(alert, after.escalate, d, result)
+    result.outcomes.extend(escalated)
 
 
-def _escalate(alert: Alert, reason: str, d: Deliverer, result: Result) -> None:
+def _take_outcomes_after(result: Result, start: int) -> list[DeliveryOutcome]:
+    taken = result.outcomes[start:]
+    del result.outcomes[start:]
+    return taken
+
+
+async def _escalate(alert: Alert, reason: str, d: Deliverer, result: Result) -> None:
     d.metrics.delivery_escalations.labels(reason).inc()
     copy = ob.escalation_alert(alert, d.plan(), reason, d.clock())
     detail = reason if copy is not None else f"{reason}; no escalation contact configured"
@@ -273,6 +325,7 @@ def _escalate(alert: Alert, reason: str, d: Deliverer, result: Result) -> None:
     )
     if copy is not None:
         result.queue.append(copy)
+        await d.durable.queued([copy])
 
 
 async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) -> None:
@@ -309,6 +362,7 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
         entry or ob.OutboxEntry(ob.Status.PENDING, due.recipient_id, first_attempt_at=now), now
     )
     stores.outbox[digest_id] = entry
+    await d.durable.recorded(digest_id)
     preference = d.plan().preference(due.recipient_id)
     message = build_digest(
         alerts,
@@ -318,14 +372,18 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
         mail_from=d.mail_from,
         now=now,
     )
-    try:
-        await d.mailer.send(message)
-    except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
-        _digest_failed(exc, digest_id, entry, window.window, box, alerts, stores, d, result)
-        return
-    accepted = d.clock()
-    stores.outbox[digest_id] = ob.after_success(entry, accepted)
-    stores.due.pop(digest_id, None)
+    async with d.in_flight:
+        try:
+            await d.mailer.send(message)
+        except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
+            await _digest_failed(
+                exc, digest_id, entry, window.window, box, alerts, stores, d, result
+            )
+            return
+        accepted = d.clock()
+        stores.outbox[digest_id] = ob.after_success(entry, accepted)
+        stores.due.pop(digest_id, None)
+        await d.durable.recorded(digest_id)
     for alert in alerts:
         _sent(alert, accepted, d)
         _outcome(result, d, alert.alert_id, alert.recipient_id, "SENT", via=digest_id)
@@ -333,7 +391,7 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
     _finish_digest(box, window.window, alerts, digest_id, stores, accepted)
 
 
-def _digest_failed(
+async def _digest_failed(
     exc: Exception,
     digest_id: str,
     entry: ob.OutboxEntry,
@@ -349,6 +407,13 @@ def _digest_failed(
     d.metrics.emails_failed.labels(failure.value).inc()
     now = d.clock()
     after = ob.after_failure(entry, failure, str(exc), now, d.backoff, d.rand())
+    outcomes_before = len(result.outcomes)
+    if after.escalate is not None:
+        # Each alert in the digest is escalated on its own: its escalation contact may
+        # differ. On Kafka before the entry that says so.
+        for alert in alerts:
+            await _escalate(alert, after.escalate, d, result)
+    escalated = _take_outcomes_after(result, outcomes_before)
     stores.outbox[digest_id] = after.entry
     recipient = box.recipient_id
     if after.entry.status is ob.Status.PENDING and after.entry.next_attempt_at is not None:
@@ -361,10 +426,7 @@ def _digest_failed(
     _outcome(
         result, d, digest_id, recipient, status, detail=str(exc), attempts=after.entry.attempts
     )
-    if after.escalate is not None:
-        # Each alert in the digest is escalated on its own: its escalation contact may differ.
-        for alert in alerts:
-            _escalate(alert, after.escalate, d, result)
+    result.outcomes.extend(escalated)
     if after.entry.status is ob.Status.FAILED:
         _give_up_digest(box, window, alerts, stores)
 

@@ -29,7 +29,7 @@ import socket
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
@@ -99,6 +99,85 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class TrackedTable(faust.Table[Any, Any]):
+    """A table that keeps the changelog send of each key's latest write, to be awaited.
+
+    A table write only queues its changelog message; delivery must know when the broker has
+    acknowledged an outbox entry before it talks to the mail server.
+    """
+
+    # Past this many writes nobody awaited (held alerts, bookkeeping), the settled ones go.
+    _KEEP = 4096
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.latest: dict[Any, Any] = {}
+
+    def send_changelog(self, partition: Any, key: Any, value: Any, *args: Any, **kw: Any) -> Any:
+        future = super().send_changelog(partition, key, value, *args, **kw)
+        if len(self.latest) >= self._KEEP:
+            self.latest = {k: f for k, f in self.latest.items() if not f.done()}
+        self.latest[key] = future
+        return future
+
+
+class Acknowledged:
+    """Delivery's :class:`~involvement_hub.delivery.service.Durable` on Kafka."""
+
+    # A failed changelog send is written again after this many seconds, doubling up to the cap.
+    RETRY_S = (0.5, 30.0)
+
+    def __init__(self, tables: list[TrackedTable], alerts_topic: Any) -> None:
+        self._tables = tables
+        self._alerts_topic = alerts_topic
+
+    async def recorded(self, key: str) -> None:
+        for table in self._tables:
+            delay = self.RETRY_S[0]
+            while (future := table.latest.get(key)) is not None:
+                try:
+                    await future
+                except Exception as exc:  # aiokafka raises several types for a failed send
+                    # Kafka is unreachable: nothing is sent until the record is safe. The
+                    # write is made again (a new send) once the broker may be back.
+                    log.warning(
+                        "outbox record not acknowledged (%s); writing it again in %.1f s",
+                        type(exc).__name__,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.RETRY_S[1])
+                    if table.latest.get(key) is future:
+                        raw = table.get(key)
+                        if raw is None:
+                            del table[key]
+                        else:
+                            table[key] = raw
+                    continue
+                if table.latest.get(key) is future:
+                    del table.latest[key]
+                break
+
+    async def queued(self, alerts: Sequence[Alert]) -> None:
+        for alert in alerts:
+            delay = self.RETRY_S[0]
+            while True:
+                future = self._alerts_topic.send_soon(
+                    key=alert.recipient_id.encode(), value=wire.dumps(alert, AlertTopicMessage)
+                )
+                try:
+                    await future
+                    break
+                except Exception as exc:  # as above
+                    log.warning(
+                        "derived alert not acknowledged (%s); sending it again in %.1f s",
+                        type(exc).__name__,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.RETRY_S[1])
+
+
 class HubApp:
     """Builds the Faust app for one worker from settings, loaded config and collaborators."""
 
@@ -160,7 +239,7 @@ class HubApp:
             # Static membership: a worker restarted after a crash rejoins under the same id
             # and takes its partitions back at once, instead of waiting for the dead
             # member's session to time out (about a minute) before anything is processed.
-            consumer_group_instance_id=s.instance_id or f"{socket.gethostname()}-{s.app_id}",
+            consumer_group_instance_id=group_instance_id(s),
             producer_acks=-1,
             # A few milliseconds of lingering lets the producer send changelog and topic
             # messages in batches instead of one request (and syscall) each.
@@ -184,6 +263,18 @@ class HubApp:
         def table(name: str, partitions: int) -> Any:
             return app.Table(name, partitions=partitions, key_type=str, value_type=bytes)
 
+        def tracked(name: str, partitions: int) -> TrackedTable:
+            made = TrackedTable(
+                app,
+                name=name,
+                beacon=app.tables.beacon,
+                partitions=partitions,
+                key_type=str,
+                value_type=bytes,
+            )
+            app.tables.add(made)
+            return made
+
         # The resolver's state lives on the identity topic's single partition.
         self.resolver_tables = ResolverTables(
             person_of=Encoded(table("identity-person-of", 1), str_codec),
@@ -196,9 +287,10 @@ class HubApp:
         )
         self.persons = Encoded(table("persons", n), dataclass_codec(PersonState))
         self.households = Encoded(table("households", n), dataclass_codec(HouseholdState))
+        outbox, due = tracked("outbox", n), tracked("delivery-due", n)
         self.stores = Stores(
-            outbox=Encoded(table("outbox", n), dataclass_codec(OutboxEntry)),
-            due=Encoded(table("delivery-due", n), dataclass_codec(Due)),
+            outbox=Encoded(outbox, dataclass_codec(OutboxEntry)),
+            due=Encoded(due, dataclass_codec(Due)),
             digests=Encoded(table("digests", n), dataclass_codec(DigestBox)),
         )
         s = self.settings
@@ -214,6 +306,8 @@ class HubApp:
             metrics=self.metrics,
             clock=self.clock,
             rand=random.random,
+            durable=Acknowledged([outbox, due], self.alerts_topic),
+            in_flight=asyncio.Semaphore(s.smtp_connections),
         )
         agent: Callable[..., Any] = app.agent
         agent(self.ingest_topic, name="ingest", concurrency=1)(self._agent("ingest", self._ingest))
@@ -386,9 +480,9 @@ class HubApp:
 
     async def _deliver(self, event: Any) -> None:
         message = wire.loads(AlertTopicMessage, event.value)
+        # Copies and escalations (result.queue) are already on hub.alerts: delivery waited
+        # for them before recording their cause.
         result = await handle(message, self.stores, self.deliverer)
-        for alert in result.queue:
-            self._queue_alert(alert)
         for outcome in result.outcomes:
             self.delivery_topic.send_soon(
                 key=outcome.recipient_id.encode(), value=wire.dumps(outcome)
@@ -496,6 +590,11 @@ def _worth_keeping(state: PersonState) -> bool:
         or state.subscriptions
         or state.merged_into
     )
+
+
+def group_instance_id(settings: Settings) -> str:
+    """This worker's static membership id: ``HUB_INSTANCE_ID``, else host name and app id."""
+    return settings.instance_id or f"{socket.gethostname()}-{settings.app_id}"
 
 
 def _version(distribution: str) -> str:

@@ -11,12 +11,14 @@ from prometheus_client import disable_created_metrics
 from involvement_hub.config import load_config
 from involvement_hub.delivery.smtp import SmtpMailer
 from involvement_hub.endpoints import endpoints_app, start_endpoints
-from involvement_hub.kafka_admin import ensure_topics
+from involvement_hub.errors import HubError
+from involvement_hub.kafka_admin import ensure_topics, leave_group
 from involvement_hub.metrics import create_metrics
 from involvement_hub.settings import Settings
-from involvement_hub.streaming.app import HubApp
+from involvement_hub.streaming.app import HubApp, group_instance_id
 
 log = logging.getLogger(__name__)
+LEAVE_TIMEOUT_S = 10.0
 
 
 class ServiceWorker(faust.Worker):
@@ -28,8 +30,23 @@ class ServiceWorker(faust.Worker):
     service, not in a terminal, so the root logger keeps the configured level.
     """
 
+    settings: Settings | None = None
+
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
+
+    def _shutdown_loop(self) -> None:
+        # Stopped on purpose (the consumer has committed and stopped by now): leave the
+        # group rather than hold the partitions for a session timeout as a static member.
+        if self.settings is not None:
+            settings = self.settings
+            leave = leave_group(settings, settings.app_id, group_instance_id(settings))
+            try:
+                self.loop.run_until_complete(asyncio.wait_for(leave, LEAVE_TIMEOUT_S))
+                log.info("left consumer group %s", settings.app_id)
+            except (HubError, TimeoutError) as exc:
+                log.warning("%s; its partitions move after the session timeout", exc)
+        super()._shutdown_loop()
 
 
 def run_worker(settings: Settings) -> None:
@@ -62,4 +79,5 @@ def run_worker(settings: Settings) -> None:
         quiet=True,
         redirect_stdouts=False,
     )
+    worker.settings = settings
     worker.execute_from_commandline()
