@@ -51,8 +51,8 @@ def context(now: dt.datetime = NOW) -> Context:
     return Context(CONFIG.policy, CONFIG.rules, RETENTION, now)
 
 
-def simulation(*, shuffle: int | None = None, now: dt.datetime = NOW) -> Simulation:
-    return Simulation(context(now), shuffle=shuffle)
+def simulation(*, now: dt.datetime = NOW) -> Simulation:
+    return Simulation(context(now))
 
 
 def play(sim: Simulation, records: Iterable[dict[str, Any]]) -> Simulation:
@@ -255,3 +255,70 @@ def told(sim: Simulation, kind: str | None = None) -> set[tuple[str, str, Link]]
 
 def recipients(sim: Simulation, kind: str) -> set[str]:
     return {a.recipient_id for a in sim.alerts if a.kind == kind}
+
+
+# --- one family's story -------------------------------------------------------------------
+
+SW = staff("SW-1", "Alex Morgan", "social-care")
+SW2 = staff("SW-2", "Nico Fairley", "social-care")
+HV = staff("HV-1", "Jo Lindqvist", "health", role="health visitor")
+DSL = staff("DSL-1", "Pat Quill", "oakfield", role="designated safeguarding lead")
+AW = staff("AW-1", "Sam Okafor", "adult-care", role="adult social worker")
+
+
+def story(*, addresses: bool) -> dict[str, dict[str, Any]]:
+    """Morgan and Jesse are Ash's parents; Morgan is Bay's mother; Drew is Morgan's partner.
+    The school knows Ash by UPN only. With ``addresses``, records carry each person's
+    address as their agency holds it (the family's UPRN 1, Jesse's UPRN 2)."""
+    home = 1 if addresses else None
+    mum = someone(81, "Morgan", "Lark", "1991-01-01", home=home)
+    dad = someone(82, "Jesse", "Lark", "1989-01-01", home=2 if addresses else None)
+    partner = someone(83, "Drew", "Kestrel", "1988-02-02")
+    ash = someone(84, "Ash", "Lark", "2016-05-05", home=home, pupil=True)
+    ash_at_school = someone(84, "Ash", "Lark", "2016-05-05", home=home, pupil=True, nhs=False)
+    bay = someone(85, "Bay", "Lark", "2019-06-06", home=home)
+    return {
+        "mum-parent-of-ash": relationship("sc", "C1", mum, "PARENT_OF", ash, at=1),
+        "mum-parent-of-bay": relationship("sc", "C1", mum, "PARENT_OF", bay, at=2),
+        "dad-parent-of-ash": relationship("sc", "C1", dad, "PARENT_OF", ash, at=3),
+        "partners": relationship("police", "P1", mum, "PARTNER_OF", partner, at=4),
+        "partners-part": relationship(
+            "police", "P1", mum, "PARTNER_OF", partner, at=30, change="ENDED"
+        ),
+        "ash-sibling-of-bay": relationship(
+            "school", "PUP-84", ash_at_school, "SIBLING_OF", bay, at=12
+        ),
+        "ash-lead": involvement("sc", "CIN-84", ash, SW, lead=True, at=6),
+        "ash-lead-handover": involvement(
+            "sc", "CIN-84", ash, SW2, involvement_id="sc:CIN-84-2", lead=True, at=27
+        ),
+        "ash-first-lead-ends": involvement("sc", "CIN-84", ash, SW, change="ENDED", at=28),
+        "bay-lead": involvement("health", "HV-85", bay, HV, lead=True, category="HEALTH", at=7),
+        "bay-lead-ends": involvement(
+            "health", "HV-85", bay, HV, lead=True, category="HEALTH", change="ENDED", at=25
+        ),
+        "ash-school": involvement(
+            "school", "PUP-84", ash_at_school, DSL, category="EDUCATION", at=8
+        ),
+        "mum-adult-lead": involvement(
+            "adults", "AC-81", mum, AW, lead=True, category="OTHER", at=10
+        ),
+        "ash-admitted": life("health", "E1", ash, "HOSPITAL_ADMISSION", at=9),  # links UPN
+        "dad-eviction": life("housing", "H4", dad, "EVICTION_NOTICE", at=11),
+        "mum-moves": life("housing", "H2", mum, "ADDRESS_CHANGED", new_home=3, at=20),
+        "ash-moves": life("housing", "H3", ash, "ADDRESS_CHANGED", new_home=3, at=21),
+        "bay-moves": life("housing", "H5", bay, "ADDRESS_CHANGED", new_home=3, at=22),
+        "ash-moves-again": life("housing", "H6", ash, "ADDRESS_CHANGED", new_home=4, at=40),
+        "partner-custody": life("police", "CUS", partner, "POLICE_CUSTODY", at=32),
+        "ash-excluded": life("school", "PUP-84", ash_at_school, "SCHOOL_EXCLUSION", at=33),
+        "partner-joins": life(
+            "housing", "H1", mum, "HOUSEHOLD_MEMBER_JOINED", related=[(partner, "PARTNER")], at=5
+        ),
+        "partner-leaves": life(
+            "housing", "H1", mum, "HOUSEHOLD_MEMBER_LEFT", related=[(partner, "PARTNER")], at=31
+        ),
+        # An edge in flight to an id that a later record merges away:
+        "bay-sibling-of-ash": relationship(
+            "school", "PUP-85", bay, "SIBLING_OF", ash_at_school, at=13
+        ),
+    }

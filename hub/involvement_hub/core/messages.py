@@ -23,6 +23,9 @@ class ToResolve:
 
     event: Event
     ingested_at: dt.datetime
+    # (ingest topic and partition, offset) of the agency's record: a record the ingest
+    # stage forwards twice (it is at-least-once) is taken in once.
+    source: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,103 +1,181 @@
-"""The whole routing pipeline in memory: the same step functions the Faust agents call,
-wired with dicts and a message queue instead of tables and topics.
+"""The hub's routing in memory: the same ordered step and journal the worker runs, with a
+list for the identity topic, a dict for the state table and a list for its changelog.
 
-For tests (including property tests that shuffle the order messages are handled in) and
-for reasoning about a scenario without a broker. It is not used by the running hub.
+For tests and for reasoning about a scenario without a broker; not used by the running
+hub. :meth:`Simulation.crash` models what a ``kill -9`` leaves behind -- a committed input
+position, a prefix of the changelog, any subset of the outputs of uncommitted steps -- so
+property tests can check that crashes and replays never change who is told.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import random
-from collections import deque
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .alerts import Alert
 from .audit import DisclosureRecord
 from .family import PersonState
-from .household import HouseholdState, on_household_message
-from .messages import HouseholdMessage, IdentityMessage, PersonMessage, ToResolve
+from .household import HouseholdState
+from .messages import IdentityMessage, ToResolve
 from .model import Event
-from .person_stage import Context, on_person_message
-from .resolver import IdentityLogRecord, ResolverTables, on_identity_message
+from .ordered import (
+    IDENTITY_PARTS,
+    Codec,
+    Handled,
+    Outputs,
+    Prefixed,
+    Settings,
+    compute_entry,
+    handle,
+)
+from .person_stage import Context
+from .resolver import IdentityLogRecord, ResolverTables
 from .routing import Decision
 
 
-def _tables() -> ResolverTables:
-    return ResolverTables({}, {}, {}, {}, {}, {}, {})
+class Changelog(MutableMapping[str, Any]):
+    """A dict that also logs every write, in order, as a changelog topic would."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.log: list[tuple[str, Any]] = []
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.log.append((key, value))
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+        self.log.append((key, None))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def rebuilt_from(self, landed: int) -> None:
+        """Forget everything but the first ``landed`` writes: what recovery would read."""
+        self.log = self.log[:landed]
+        self.data = {}
+        for key, value in self.log:
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
 
 
 @dataclass
 class Simulation:
-    """Feed events with :meth:`publish`, then :meth:`run` until every queue is empty.
-
-    With a ``shuffle`` seed, pending messages are taken in random order across keys (but
-    in order per key, as on a Kafka partition) to check that results do not depend on how
-    partitions interleave.
-    """
+    """Feed events with :meth:`publish`, then :meth:`run` until every one is handled."""
 
     context: Context
     secret: bytes = b"simulation-key"
-    shuffle: int | None = None
-    identity: ResolverTables = field(default_factory=_tables)
-    persons: dict[str, PersonState] = field(default_factory=dict)
-    households: dict[str, HouseholdState] = field(default_factory=dict)
-    alerts: list[Alert] = field(default_factory=list)
+    store: Changelog = field(default_factory=Changelog)
+    inputs: list[IdentityMessage] = field(default_factory=list)  # the identity topic
+    position: int = 0  # the next input to handle
+    # What each handled position sent, in order (a replay may send a position again).
+    sent: list[tuple[int, Outputs]] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
-    audit: list[DisclosureRecord] = field(default_factory=list)
-    identity_log: list[IdentityLogRecord] = field(default_factory=list)
-    _identity_queue: deque[IdentityMessage] = field(default_factory=deque)
-    _queues: dict[tuple[str, str], deque[Any]] = field(default_factory=dict)
+    handled: list[Handled] = field(default_factory=list)
+    # Where each step's writes start in the changelog: commits happen only after a flush.
+    _step_starts: dict[int, int] = field(default_factory=dict)
 
-    def publish(self, event: Event, ingested_at: dt.datetime | None = None) -> None:
-        at = ingested_at or self.context.now
-        self._identity_queue.append(ToResolve(event, at))
+    def publish(
+        self,
+        event: Event,
+        ingested_at: dt.datetime | None = None,
+        source: tuple[str, int] | None = None,
+    ) -> None:
+        self.inputs.append(ToResolve(event, ingested_at or self.context.now, source))
 
     def decide(self, message: IdentityMessage) -> None:
-        self._identity_queue.append(message)
+        self.inputs.append(message)
 
-    def run(self) -> None:
-        rng = random.Random(self.shuffle) if self.shuffle is not None else None
-        while self._identity_queue or any(self._queues.values()):
-            if self._identity_queue and (
-                rng is None or not any(self._queues.values()) or rng.random() < 0.5
-            ):
-                self._resolve(self._identity_queue.popleft())
-                continue
-            keys = [k for k, q in self._queues.items() if q]
-            key = rng.choice(keys) if rng is not None else keys[0]
-            message = self._queues[key].popleft()
-            if key[0] == "person":
-                self._person(key[1], message)
-            else:
-                self._household(key[1], message)
+    def run(self, until: int | None = None) -> None:
+        """Handle inputs up to (not including) ``until``, or all of them."""
+        end = len(self.inputs) if until is None else min(until, len(self.inputs))
+        settings = Settings(self.context, self.secret)
+        while self.position < end:
+            position = self.position
+            message = self.inputs[position]
+            self._step_starts.setdefault(position, len(self.store.log))
 
-    def _enqueue(self, kind: str, key: str, message: Any) -> None:
-        self._queues.setdefault((kind, key), deque()).append(message)
+            def compute(message: IdentityMessage = message, position: int = position) -> Any:
+                entry, result = compute_entry(message, position, self.store, _CODECS, settings)
+                self.decisions.extend(result.decisions)
+                return entry
 
-    def _resolve(self, message: IdentityMessage) -> None:
-        step = on_identity_message(message, self.identity, self.secret, self.context.now)
-        self.identity_log.extend(step.log)
-        for key, forward in step.forward:
-            self._enqueue("person", key, forward)
+            outcome = handle(position, self.store, compute)
+            self.handled.append(outcome)
+            self.sent.append((position, outcome.outputs))
+            self.position += 1
 
-    def _person(self, person_id: str, message: PersonMessage) -> None:
-        step = on_person_message(message, self.persons.get(person_id), self.context)
-        if step.state is None:
-            self.persons.pop(person_id, None)
-        else:
-            self.persons[person_id] = step.state
-        self.decisions.extend(step.decisions)
-        self.alerts.extend(step.alerts)
-        self.audit.extend(step.audit)
-        for key, forward in step.forward:
-            self._enqueue("person", key, forward)
-        for uprn, household in step.households:
-            self._enqueue("household", uprn, household)
+    def crash(self, committed: int, landed: int, keeps: Callable[[int, int], bool]) -> None:
+        """A ``kill -9``: the consumer resumes at ``committed``; the changelog keeps its
+        first ``landed`` writes (at least all of the committed steps'); of the outputs of
+        steps at or after ``committed``, those ``keeps(position, index)`` accepts survive."""
+        committed = min(committed, self.position)
+        floor = self._step_starts.get(committed, len(self.store.log))
+        self.store.rebuilt_from(max(landed, floor))
+        self.sent = [
+            (p, outputs) if p < committed else (p, _some(outputs, p, keeps))
+            for p, outputs in self.sent
+        ]
+        self._step_starts = {p: i for p, i in self._step_starts.items() if p < committed}
+        self.position = committed
 
-    def _household(self, uprn: str, message: HouseholdMessage) -> None:
-        state, edges = on_household_message(message, self.households.get(uprn))
-        self.households[uprn] = state
-        for edge in edges:
-            self._enqueue("person", edge.person_id, edge)
+    def replay_from_start(self) -> None:
+        """Consumer groups reset to the earliest offsets."""
+        self.position = 0
+        self._step_starts = {}
+
+    # -- what was sent, and the state, for assertions ------------------------------------
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [a for _, outputs in self.sent for a in outputs.alerts]
+
+    @property
+    def audit(self) -> list[DisclosureRecord]:
+        return [r for _, outputs in self.sent for r in outputs.audit]
+
+    @property
+    def identity_log(self) -> list[IdentityLogRecord]:
+        return [r for _, outputs in self.sent for r in outputs.identity_log]
+
+    @property
+    def identity(self) -> ResolverTables:
+        return ResolverTables(
+            *(Prefixed(self.store, f"{p}/", _CODECS.get(p, Codec())) for p in IDENTITY_PARTS)
+        )
+
+    @property
+    def persons(self) -> Prefixed[PersonState]:
+        return Prefixed(self.store, "persons/", Codec())
+
+    @property
+    def households(self) -> Prefixed[HouseholdState]:
+        return Prefixed(self.store, "households/", Codec())
+
+
+# Lists are the only mutable values kept: each reader gets its own copy, as it would from
+# bytes, so an update made in place can never slip past the journal.
+_LISTS = Codec(encode=list, decode=list)
+_CODECS = {"identity-keys-of": _LISTS, "identity-by-birthday": _LISTS, "identity-rejected": _LISTS}
+
+
+def _some(outputs: Outputs, position: int, keeps: Callable[[int, int], bool]) -> Outputs:
+    numbered = list(enumerate([*outputs.alerts, *outputs.audit, *outputs.identity_log]))
+    kept = {i for i, _ in numbered if keeps(position, i)}
+    n_alerts, n_audit = len(outputs.alerts), len(outputs.audit)
+    return Outputs(
+        tuple(a for i, a in enumerate(outputs.alerts) if i in kept),
+        tuple(r for i, r in enumerate(outputs.audit) if i + n_alerts in kept),
+        tuple(r for i, r in enumerate(outputs.identity_log) if i + n_alerts + n_audit in kept),
+    )

@@ -1,0 +1,391 @@
+"""The hub's ordered step: one message of the identity topic, everything that follows from it.
+
+Who is told of an event must be a function of the event and of the facts the hub recorded
+*before it* -- never of when a worker happened to process it. So the whole decision is made
+in one place, in one order: the single partition of ``hub.identity`` gives every event its
+position, and this step resolves the event's persons, applies its facts to every person and
+household it touches, fans it out to linked persons and routes it, before the next event is
+looked at. No fact can overtake another on a different partition, because there is none.
+
+The step is pure: it reads and writes the mappings of a :class:`World` (Faust tables behind
+an :class:`Overlay` in the worker, dicts in tests) and returns what to send. Inside it, the
+same per-person and per-household functions as before run over an in-memory queue; state
+messages (edges, households, merges, hand-overs) are drained before each routing message,
+so every decision sees every fact that came before it, including the event's own.
+
+Replays are made harmless by :class:`Journal` (see :mod:`involvement_hub.streaming.app`):
+the step's writes and outputs are recorded before they are applied, in the same changelog,
+so a step is either wholly applied or redone from its record, never recomputed against
+state that already holds later facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .alerts import Alert
+from .audit import DisclosureRecord
+from .family import PersonState
+from .household import HouseholdState, on_household_message
+from .identity import InvalidIdentifier
+from .messages import (
+    FanOut,
+    HouseholdMessage,
+    IdentityMessage,
+    PersonEvent,
+    PersonMessage,
+    StewardDecision,
+    ToResolve,
+)
+from .person_stage import Context, on_person_message
+from .resolver import IdentityLogRecord, ResolverTables, on_identity_message
+from .routing import Decision
+
+V = TypeVar("V")
+_DELETED: Any = object()
+
+
+class Overlay(MutableMapping[str, V], Generic[V]):
+    """A mapping whose writes are kept aside until the step's end: reads see them first."""
+
+    def __init__(self, base: Mapping[str, V]) -> None:
+        self.base = base
+        self.changes: dict[str, V] = {}
+
+    def __getitem__(self, key: str) -> V:
+        value = self.changes.get(key)
+        if value is _DELETED:
+            raise KeyError(key)
+        if value is not None or key in self.changes:
+            return value  # type: ignore[return-value]
+        return self.base[key]
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.changes:
+            return self.changes[key] is not _DELETED
+        return key in self.base
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self.changes:
+            value = self.changes[key]
+            return default if value is _DELETED else value
+        return self.base.get(key, default)
+
+    def __setitem__(self, key: str, value: V) -> None:
+        self.changes[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.changes[key] = _DELETED
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self.base:
+            if key not in self.changes:
+                yield key
+        for key, value in self.changes.items():
+            if value is not _DELETED:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def writes(self) -> Iterator[tuple[str, V | None]]:
+        """What the step changed: ``(key, value)``, value None for a deletion."""
+        for key, value in self.changes.items():
+            yield key, (None if value is _DELETED else value)
+
+
+@dataclass
+class World:
+    """Everything the ordered step reads and writes."""
+
+    identity: ResolverTables
+    persons: MutableMapping[str, PersonState]
+    households: MutableMapping[str, HouseholdState]
+    # ingest partition -> the highest offset of it already taken in: the ingest stage is
+    # at-least-once, and a record it forwarded twice must count once, at its first place.
+    sources: MutableMapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the step needs besides state: policy, rules, retention and the pseudonym key."""
+
+    context: Context  # its ``now`` is replaced by each message's own time
+    secret: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """What one step sends: alerts, disclosure records and identity log records."""
+
+    alerts: tuple[Alert, ...] = ()
+    audit: tuple[DisclosureRecord, ...] = ()
+    identity_log: tuple[IdentityLogRecord, ...] = ()
+
+
+@dataclass
+class StepResult:
+    outputs: Outputs
+    decisions: list[Decision] = field(default_factory=list)
+    rejected: list[InvalidIdentifier] = field(default_factory=list)
+
+
+def message_time(message: IdentityMessage) -> dt.datetime:
+    """The hub's time for a message: when the agency's record reached Kafka, or the
+    steward decided. Never the clock of the worker processing it, so a replay next week
+    routes with the same grace periods and retention as the first pass."""
+    if isinstance(message, StewardDecision):
+        return message.decided_at
+    return message.ingested_at
+
+
+def step(message: IdentityMessage, world: World, settings: Settings) -> StepResult:
+    """Resolve, apply, fan out and route one message; the world's mappings are updated."""
+    if _seen_before(message, world.sources):
+        return StepResult(Outputs())
+    now = message_time(message)
+    ctx = Context(settings.context.policy, settings.context.rules, settings.context.retention, now)
+    resolved = on_identity_message(message, world.identity, settings.secret, now)
+    alerts: list[Alert] = []
+    audit: list[DisclosureRecord] = []
+    result = StepResult(Outputs(), rejected=list(resolved.rejected))
+    state_queue: deque[tuple[str, Any]] = deque()
+    routing_queue: deque[tuple[str, PersonMessage]] = deque()
+
+    def enqueue_person(key: str, forwarded: PersonMessage) -> None:
+        if isinstance(forwarded, PersonEvent | FanOut):
+            routing_queue.append((key, forwarded))
+        else:
+            state_queue.append(("person", (key, forwarded)))
+
+    def person(key: str, forwarded: PersonMessage) -> None:
+        current = world.persons.get(key)
+        outcome = on_person_message(forwarded, current, ctx)
+        if outcome.state is None:
+            world.persons.pop(key, None)
+        elif outcome.state != current and (current is not None or worth_keeping(outcome.state)):
+            world.persons[key] = outcome.state
+        result.decisions.extend(outcome.decisions)
+        alerts.extend(outcome.alerts)
+        audit.extend(outcome.audit)
+        for onward_key, onward in outcome.forward:
+            enqueue_person(onward_key, onward)
+        for uprn, household in outcome.households:
+            state_queue.append(("household", (uprn, household)))
+
+    def household(uprn: str, change: HouseholdMessage) -> None:
+        updated, edges = on_household_message(change, world.households.get(uprn))
+        if updated != world.households.get(uprn):
+            world.households[uprn] = updated
+        for edge in edges:
+            enqueue_person(edge.person_id, edge)
+
+    for key, forwarded in resolved.forward:
+        enqueue_person(key, forwarded)
+    while state_queue or routing_queue:
+        # Every fact before a decision: state messages first, then one routing message.
+        while state_queue:
+            kind, (key, queued) = state_queue.popleft()
+            if kind == "person":
+                person(key, queued)
+            else:
+                household(key, queued)
+        if routing_queue:
+            person(*routing_queue.popleft())
+    result.outputs = Outputs(tuple(alerts), tuple(audit), tuple(resolved.log))
+    return result
+
+
+def _seen_before(message: IdentityMessage, sources: MutableMapping[str, int]) -> bool:
+    if not isinstance(message, ToResolve) or message.source is None:
+        return False
+    partition, offset = message.source
+    last = sources.get(partition)
+    if last is not None and offset <= last:
+        return True
+    sources[partition] = offset
+    return False
+
+
+def worth_keeping(state: PersonState) -> bool:
+    """A person first seen in a message that left nothing to remember is not stored."""
+    return bool(
+        state.team.members
+        or state.edges
+        or state.household
+        or state.subscriptions
+        or state.merged_into
+    )
+
+
+# -- the journal: a step is applied whole, or redone from its record --------------------
+
+APPLIED = "journal/applied"
+# Journal entries older than this many positions are deleted. Faust commits offsets every
+# few seconds, after flushing: a replay never starts further back than that, so only the
+# newest few hundred entries can ever be read again. The margin is for slow commits.
+JOURNAL_KEEP = 10_000
+
+
+def journal_key(position: int) -> str:
+    return f"journal/{position:020d}"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry(Generic[V]):
+    """One step, recorded before it is applied: its writes (None deletes) and outputs."""
+
+    position: int
+    writes: tuple[tuple[str, V | None], ...]
+    outputs: Outputs
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What :func:`handle` did with a position, and the outputs to (re-)send."""
+
+    outcome: str  # "computed", "redone", "resent", "skipped"
+    outputs: Outputs
+
+
+def handle(
+    position: int,
+    store: MutableMapping[str, Any],
+    compute: Any,
+    *,
+    encode: Any = lambda entry: entry,
+    decode: Any = lambda raw: raw,
+    keep: int = JOURNAL_KEEP,
+) -> Handled:
+    """Apply the step at ``position`` to ``store`` exactly once, whatever came before.
+
+    ``store`` is one flat mapping -- one changelog, so its writes reach Kafka in the order
+    they are made: the journal entry first, then the step's writes, then the ``applied``
+    mark. After a crash the changelog holds a prefix of that sequence, and a replay of the
+    position (Kafka is at-least-once) finds one of three things:
+
+    - the mark at or past it: the step is applied; its outputs are sent again if its entry
+      is still kept (they may not have reached Kafka), else nothing is done;
+    - its entry without the mark: some writes may be missing; all are made again from the
+      entry (values, not increments, so this is safe), then the mark, then the outputs;
+    - neither: the step never started; ``compute()`` -- reading the store as it is, which
+      holds exactly the steps before this one -- returns the entry to record and apply.
+
+    No step is ever computed against state that already holds later facts.
+    """
+    applied = store.get(APPLIED)
+    key = journal_key(position)
+    if applied is not None and int(applied) >= position:
+        raw = store.get(key)
+        if raw is None:
+            return Handled("skipped", Outputs())
+        return Handled("resent", decode(raw).outputs)
+    raw = store.get(key)
+    if raw is not None:
+        entry: JournalEntry[Any] = decode(raw)
+        outcome = "redone"
+    else:
+        entry = compute()
+        store[key] = encode(entry)
+        outcome = "computed"
+    for write_key, value in entry.writes:
+        if value is None:
+            store.pop(write_key, None)
+        else:
+            store[write_key] = value
+    store[APPLIED] = str(position)
+    store.pop(journal_key(position - keep), None)
+    return Handled(outcome, entry.outputs)
+
+
+# -- the world as views of one flat store -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """How one kind of value is kept in the flat store (as itself, in tests)."""
+
+    encode: Any = lambda value: value
+    decode: Any = lambda raw: raw
+
+
+class Prefixed(MutableMapping[str, V], Generic[V]):
+    """The keys of ``store`` under ``prefix``, values through ``codec``."""
+
+    def __init__(self, store: MutableMapping[str, Any], prefix: str, codec: Codec) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.codec = codec
+
+    def __getitem__(self, key: str) -> V:
+        result: V = self.codec.decode(self.store[self.prefix + key])
+        return result
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self.store.get(self.prefix + key)
+        return default if raw is None else self.codec.decode(raw)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (self.prefix + key) in self.store
+
+    def __setitem__(self, key: str, value: V) -> None:
+        self.store[self.prefix + key] = self.codec.encode(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.store[self.prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self.prefix)
+        return (k[n:] for k in list(self.store) if k.startswith(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+# The world's parts, by their prefix in the flat store (and their names in ``hub team``).
+IDENTITY_PARTS = (
+    "identity-person-of",
+    "identity-keys-of",
+    "identity-profiles",
+    "identity-by-birthday",
+    "identity-candidates",
+    "identity-decided",
+    "identity-rejected",
+)
+PARTS = (*IDENTITY_PARTS, "persons", "households", "sources")
+
+
+def part_key(part: str, key: str) -> str:
+    return f"{part}/{key}"
+
+
+def compute_entry(
+    message: IdentityMessage,
+    position: int,
+    store: MutableMapping[str, Any],
+    codecs: Mapping[str, Codec],
+    settings: Settings,
+) -> tuple[JournalEntry[Any], StepResult]:
+    """Run :func:`step` over overlays of ``store``; the writes it made, encoded, in order."""
+    views: dict[str, Overlay[Any]] = {
+        part: Overlay(Prefixed(store, f"{part}/", codecs.get(part, Codec()))) for part in PARTS
+    }
+    world = World(
+        ResolverTables(*(views[part] for part in IDENTITY_PARTS)),
+        views["persons"],
+        views["households"],
+        views["sources"],
+    )
+    result = step(message, world, settings)
+    writes: list[tuple[str, Any]] = []
+    for part, view in views.items():
+        codec = codecs.get(part, Codec())
+        for key, value in view.writes():
+            writes.append((part_key(part, key), None if value is None else codec.encode(value)))
+    return JournalEntry(position, tuple(writes), result.outputs), result
