@@ -8,10 +8,12 @@ import time
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from involvement_hub.config import load_config
+from involvement_hub.core.ordered import APPLIED
 from involvement_hub.publish import PublishReport, prepare_lines, publish_prepared
 from involvement_hub.settings import Settings
+from involvement_hub.topics import state_changelog
 
 
 async def consume(bootstrap: str, topic: str, *, count: int, timeout: float = 60.0) -> list[Any]:  # noqa: ASYNC109
@@ -66,3 +68,24 @@ async def publish_records(settings: Settings, records: list[dict[str, Any]]) -> 
     lines = [json.dumps(r) for r in records]
     items = list(prepare_lines(lines, registry, settings.agencies))
     return await publish_prepared(items, settings)
+
+
+async def routed(settings: Settings, count: int, timeout: float = 60.0) -> int:  # noqa: ASYNC109
+    """Wait until the ordered stage has handled ``count`` identity-topic positions (each
+    writes one ``applied`` mark to the state changelog); the number seen."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None)
+    await consumer.start()
+    seen = 0
+    deadline = time.monotonic() + timeout
+    try:
+        consumer.assign([TopicPartition(state_changelog(settings), 0)])
+        await consumer.seek_to_beginning()
+        while seen < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            seen += sum(1 for rs in batch.values() for r in rs if r.key == APPLIED_KEY)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+APPLIED_KEY = json.dumps(APPLIED).encode()

@@ -347,7 +347,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
 async def settle(settings: Settings, timeout: float = SETTLE_TIMEOUT_S) -> None:  # noqa: ASYNC109
     """Wait until the worker's consumer group has committed every message it consumes."""
     names = TopicNames.from_settings(settings)
-    topics = [*names.all_ingest, names.identity, names.person, names.household, names.alerts]
+    topics = [*names.all_ingest, names.identity, names.alerts]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None)
     await admin.start()

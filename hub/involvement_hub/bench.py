@@ -264,7 +264,7 @@ class _Run:
     @property
     def routing_topics(self) -> list[str]:
         n = self.names
-        return [*n.all_ingest, n.identity, n.person, n.household]
+        return [*n.all_ingest, n.identity]
 
     def start_worker(self) -> Worker:
         self.worker = Worker(self.settings, self.workdir / "worker.log").start()

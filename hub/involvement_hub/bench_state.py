@@ -19,7 +19,6 @@ from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 from involvement_hub_producer import SchemaRegistry, decode, encode, from_json
 
 from involvement_hub import wire
@@ -34,11 +33,13 @@ from involvement_hub.core.family import (
 from involvement_hub.core.identity import resolve, usable_keys
 from involvement_hub.core.matching import Profile, merge_profiles, profile_of
 from involvement_hub.core.model import InvolvementEvent, PersonRef, RelationshipEvent
+from involvement_hub.core.ordered import part_key
 from involvement_hub.core.records import event_from_record
 from involvement_hub.core.team import apply_involvement
 from involvement_hub.kafka_client import client_options
 from involvement_hub.population import Population
 from involvement_hub.settings import Settings
+from involvement_hub.topics import state_changelog
 
 Progress = Callable[[str], None]
 
@@ -102,29 +103,23 @@ def build(
     return state
 
 
-def _changelog(settings: Settings, table: str) -> str:
-    return f"{settings.app_id}-{table}-changelog"
-
-
 def _records(settings: Settings, state: _State) -> Iterator[tuple[str, bytes, bytes, int | None]]:
-    """(topic, key, value, partition) as Faust would have written them."""
-    n = settings.partitions
-    partitioner = DefaultPartitioner()
-    all_partitions = list(range(n))
+    """(topic, key, value, partition) as Faust would have written them: every part of the
+    ordered stage's state is one table, ``hub-state``, on the identity topic's partition."""
+    topic = state_changelog(settings)
 
-    def key(text: str) -> bytes:
-        return json.dumps(text).encode()  # Faust's json key serializer, as for a str key
+    def key(part: str, text: str) -> bytes:
+        # Faust's json key serializer, as for a str key
+        return json.dumps(part_key(part, text)).encode()
 
     for identifier, pid in state.person_of.items():
-        yield _changelog(settings, "identity-person-of"), key(identifier), pid.encode(), 0
+        yield topic, key("identity-person-of", identifier), pid.encode(), 0
     for pid, keys in state.keys_of.items():
-        yield _changelog(settings, "identity-keys-of"), key(pid), json.dumps(keys).encode(), 0
+        yield topic, key("identity-keys-of", pid), json.dumps(keys).encode(), 0
     for pid, profile in state.profiles.items():
-        yield _changelog(settings, "identity-profiles"), key(pid), wire.dumps(profile), 0
+        yield topic, key("identity-profiles", pid), wire.dumps(profile), 0
     for pid, person in state.persons.items():
-        # The persons table is fed by hub.person, whose messages are keyed by the raw id.
-        partition = partitioner(pid.encode(), all_partitions, all_partitions)
-        yield _changelog(settings, "persons"), key(pid), wire.dumps(person), partition
+        yield topic, key("persons", pid), wire.dumps(person), 0
 
 
 async def write(settings: Settings, state: _State, progress: Progress) -> int:

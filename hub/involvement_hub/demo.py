@@ -331,7 +331,7 @@ def _run_population(settings: Settings, worker: Worker, families: int, progress:
 def _wait_until_settled(settings: Settings) -> None:
     """Until the worker has committed everything on its routing topics (or a minute)."""
     names = TopicNames.from_settings(settings)
-    topics = [*names.all_ingest, names.identity, names.person, names.household]
+    topics = [*names.all_ingest, names.identity]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if asyncio.run(group_lag(settings, settings.app_id, topics)) == 0:

@@ -20,7 +20,7 @@ from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 from involvement_hub.errors import HubError
 from involvement_hub.kafka_client import client_options
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
+from involvement_hub.topics import TopicNames, state_changelog
 
 _DAY_MS = 24 * 3600 * 1000
 
@@ -43,8 +43,6 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
         TopicSpec(names.quarantine, 1, {"retention.ms": str(30 * _DAY_MS)}),
         TopicSpec(names.identity, 1, {"retention.ms": str(30 * _DAY_MS)}),
         TopicSpec(names.identity_log, 1, {"retention.ms": "-1"}),
-        TopicSpec(names.household, n, short),
-        TopicSpec(names.person, n, short),
         TopicSpec(names.alerts, n, short),
         TopicSpec(names.delivery, n, {"retention.ms": str(90 * _DAY_MS)}),
         TopicSpec(names.audit, n, {"retention.ms": "-1"}),
@@ -126,17 +124,8 @@ async def ensure_changelogs(settings: Settings) -> None:
     """Create the tables' changelog topics as Faust would (compacted), before a bulk load
     writes into them; Faust finds them already there when it starts."""
     n = settings.partitions
-    identity = [
-        "identity-person-of",
-        "identity-keys-of",
-        "identity-profiles",
-        "identity-by-birthday",
-        "identity-candidates",
-        "identity-decided",
-        "identity-rejected",
-    ]
-    wanted = {f"{settings.app_id}-{t}-changelog": 1 for t in identity}
-    for table in ("persons", "households", "outbox", "delivery-due", "digests"):
+    wanted = {state_changelog(settings): 1}
+    for table in ("outbox", "delivery-due", "digests"):
         wanted[f"{settings.app_id}-{table}-changelog"] = n
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()

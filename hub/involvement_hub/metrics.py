@@ -24,6 +24,7 @@ class HubMetrics(NamedTuple):
     quarantined: Counter
     identifiers_rejected: Counter
     identity_merges: Counter
+    ordered_replays: Counter
     decisions: Counter
     alerts_routed: Counter
     emails_sent: Counter
@@ -75,6 +76,13 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
         ),
         identity_merges=Counter(
             "hub_identity_merges", "Persons merged into another by a linking event.", registry=reg
+        ),
+        ordered_replays=Counter(
+            "hub_ordered_replays",
+            "Identity-topic positions handled again after a restart, by what was done: "
+            "redone (from its journal entry), resent (outputs sent again), skipped.",
+            ["outcome"],
+            registry=reg,
         ),
         decisions=Counter(
             "hub_routing_decisions",

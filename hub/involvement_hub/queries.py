@@ -24,6 +24,7 @@ from involvement_hub.core.family import PersonState
 from involvement_hub.core.identity import InvalidIdentifier, normalise
 from involvement_hub.core.messages import DeliveryOutcome
 from involvement_hub.core.model import Identifier
+from involvement_hub.core.ordered import part_key
 from involvement_hub.core.resolver import (
     CandidateRecord,
     DecisionRecord,
@@ -34,15 +35,11 @@ from involvement_hub.errors import HubError
 from involvement_hub.kafka_admin import partitions_of
 from involvement_hub.kafka_client import client_options
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
+from involvement_hub.topics import TopicNames, state_changelog
 
 
 class QueryError(HubError):
     """A question the stored data cannot answer (unknown identifier, unreachable broker)."""
-
-
-def changelog(settings: Settings, table: str) -> str:
-    return f"{settings.app_id}-{table}-changelog"
 
 
 async def read_all(settings: Settings, topic: str) -> list[Any]:
@@ -80,15 +77,19 @@ async def read_all(settings: Settings, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def table_snapshot(settings: Settings, table: str) -> dict[str, bytes]:
-    """The latest value of every key of a table, from its changelog."""
+async def table_snapshot(settings: Settings, part: str) -> dict[str, bytes]:
+    """The latest value of every key of one part of the hub's state (``persons``,
+    ``identity-person-of``, ...), from the state table's changelog."""
+    prefix = part_key(part, "")
     latest: dict[str, bytes] = {}
-    for record in await read_all(settings, changelog(settings, table)):
+    for record in await read_all(settings, state_changelog(settings)):
         key = json.loads(record.key)
+        if not key.startswith(prefix):
+            continue
         if record.value is None:
-            latest.pop(key, None)
+            latest.pop(key[len(prefix) :], None)
         else:
-            latest[key] = record.value
+            latest[key[len(prefix) :]] = record.value
     return latest
 
 

@@ -53,16 +53,6 @@ class TopicNames:
         return self._hub("identity.log")
 
     @property
-    def household(self) -> str:
-        """Keyed by UPRN: each household's membership lives on one partition."""
-        return self._hub("household")
-
-    @property
-    def person(self) -> str:
-        """Keyed by hub person id: each person's partition holds its own state."""
-        return self._hub("person")
-
-    @property
     def alerts(self) -> str:
         """Keyed by recipient: one recipient's alerts are delivered in order."""
         return self._hub("alerts")
@@ -74,3 +64,13 @@ class TopicNames:
     @property
     def delivery(self) -> str:
         return self._hub("delivery")
+
+
+# The ordered stage keeps all its state -- identity index, persons, households, journal --
+# in this one Faust table, so its writes reach Kafka in one changelog, in order.
+STATE_TABLE = "hub-state"
+
+
+def state_changelog(settings: Settings) -> str:
+    """The changelog topic of :data:`STATE_TABLE`, as Faust names it."""
+    return f"{settings.app_id}-{STATE_TABLE}-changelog"

@@ -18,7 +18,7 @@ from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
 from involvement_hub_producer import encode
 from involvement_hub_producer.json_form import from_json
-from kafka_io import consume, produce_raw, publish_records, settle_and_consume
+from kafka_io import consume, produce_raw, publish_records, routed, settle_and_consume
 from synthetic_events import involvement, life_event, person, practitioner
 
 SOCIAL_CARE = "northshire-social-care"
@@ -156,7 +156,7 @@ async def test_a_lone_lead_starting_alerts_nobody_and_quarantines_nothing(
     )
     assert report.sent == 1
     # Routed (one audit-free pass through the person stage) ...
-    assert len(await consume(settings.bootstrap, names.person, count=1)) == 1
+    assert await routed(settings, 1) == 1
     # ... and neither alerted nor quarantined.
     assert await consume(settings.bootstrap, names.alerts, count=1, timeout=5) == []
     assert await consume(settings.bootstrap, names.quarantine, count=1, timeout=1) == []
@@ -186,7 +186,7 @@ async def test_a_restarted_worker_recovers_its_tables_and_routes_on_them(
         settings,
         [involvement(SOCIAL_CARE, "CIN-24", child, lead, involvement_id="SC-4", lead=True)],
     )
-    assert len(await consume(settings.bootstrap, names.person, count=1)) == 1
+    assert await routed(settings, 1) == 1
     await asyncio.sleep(2)  # let the worker commit and flush its changelogs
     worker.stop()
     worker.start()
@@ -229,7 +229,7 @@ def test_quarantined_messages_are_listed_and_replayed_after_a_fix(
             [involvement(SOCIAL_CARE, "CIN-25", child, lead, involvement_id="SC-5", lead=True)],
         )
     )
-    asyncio.run(consume(settings.bootstrap, names.person, count=1))
+    assert asyncio.run(routed(settings, 1)) == 1
     absence = life_event(SCHOOL, "PUP-25", child, "PERSISTENT_ABSENCE")
     asyncio.run(publish_records(settings, [absence]))
     assert len(asyncio.run(consume(settings.bootstrap, names.quarantine, count=1))) == 1

@@ -10,7 +10,7 @@ import time
 
 from conftest import WorkerProcess
 from involvement_hub.topics import TopicNames
-from kafka_io import consume, publish_records
+from kafka_io import consume, publish_records, routed
 from synthetic_events import involvement, person, practitioner
 
 SOCIAL_CARE = "northshire-social-care"
@@ -34,7 +34,7 @@ async def test_a_worker_restarted_after_kill_9_routes_again_at_once(
         settings,
         [involvement(SOCIAL_CARE, "CIN-31", child, lead, involvement_id="SC-31", lead=True)],
     )
-    assert len(await consume(settings.bootstrap, names.person, count=1)) == 1
+    assert await routed(settings, 1) == 1
 
     assert worker.process is not None
     worker.process.send_signal(signal.SIGKILL)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import logging
@@ -40,25 +41,26 @@ from involvement_hub.config import HubConfig
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.digest import DigestBox
 from involvement_hub.core.family import PersonState
-from involvement_hub.core.household import HouseholdState, on_household_message
+from involvement_hub.core.household import HouseholdState
 from involvement_hub.core.matching import MatchCandidate, Profile
 from involvement_hub.core.messages import (
     AlertTopicMessage,
     DigestDue,
-    HouseholdMessage,
     IdentityMessage,
-    PersonMessage,
     RetryNudge,
     ToResolve,
 )
-from involvement_hub.core.outbox import Backoff, OutboxEntry
-from involvement_hub.core.person_stage import Context, on_person_message
-from involvement_hub.core.resolver import (
-    IdentityLogRecord,
-    MergeRecord,
-    ResolverTables,
-    on_identity_message,
+from involvement_hub.core.ordered import (
+    Codec,
+    JournalEntry,
+    Outputs,
+    compute_entry,
 )
+from involvement_hub.core.ordered import Settings as StepSettings
+from involvement_hub.core.ordered import handle as handle_in_order
+from involvement_hub.core.outbox import Backoff, OutboxEntry
+from involvement_hub.core.person_stage import Context
+from involvement_hub.core.resolver import IdentityLogRecord, MergeRecord
 from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.service import Deliverer, Due, Stores, handle
 from involvement_hub.delivery.settings_files import PlanSource
@@ -66,8 +68,14 @@ from involvement_hub.ingest import Accepted, examine, kafka_time
 from involvement_hub.kafka_client import ssl_context
 from involvement_hub.metrics import HubMetrics
 from involvement_hub.settings import Settings
-from involvement_hub.streaming.tables import Encoded, dataclass_codec, json_codec, str_codec
-from involvement_hub.topics import TopicNames
+from involvement_hub.streaming.tables import (
+    Encoded,
+    ValueCodec,
+    dataclass_codec,
+    json_codec,
+    str_codec,
+)
+from involvement_hub.topics import STATE_TABLE, TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +206,10 @@ class HubApp:
         self.names = TopicNames.from_settings(settings)
         self._secret = settings.pseudonym_key.reveal().encode("utf-8")
         self._retention = dt.timedelta(days=settings.involvement_retention_days)
+        # The ordered step's context; its time is each message's own, never the clock.
+        self._step_settings = StepSettings(
+            Context(config.policy, config.rules, self._retention, utc_now()), self._secret
+        )
         # id -> (the due time nudged for, monotonic time of the nudge)
         self._nudged: dict[str, tuple[dt.datetime, float]] = {}
         # Liveness: when the committed offsets last moved, and whether there is work.
@@ -254,8 +266,6 @@ class HubApp:
         self.quarantine_topic = topic(names.quarantine, **_RAW)
         self.identity_topic = topic(names.identity, partitions=1, **_RAW)
         self.identity_log_topic = topic(names.identity_log, partitions=1, **_RAW)
-        self.person_topic = topic(names.person, partitions=n, **_RAW)
-        self.household_topic = topic(names.household, partitions=n, **_RAW)
         self.alerts_topic = topic(names.alerts, partitions=n, **_RAW)
         self.audit_topic = topic(names.audit, partitions=n, **_RAW)
         self.delivery_topic = topic(names.delivery, partitions=n, **_RAW)
@@ -275,18 +285,9 @@ class HubApp:
             app.tables.add(made)
             return made
 
-        # The resolver's state lives on the identity topic's single partition.
-        self.resolver_tables = ResolverTables(
-            person_of=Encoded(table("identity-person-of", 1), str_codec),
-            keys_of=Encoded(table("identity-keys-of", 1), json_codec),
-            profiles=Encoded(table("identity-profiles", 1), dataclass_codec(Profile)),
-            by_birthday=Encoded(table("identity-by-birthday", 1), json_codec),
-            candidates=Encoded(table("identity-candidates", 1), dataclass_codec(MatchCandidate)),
-            decided=Encoded(table("identity-decided", 1), json_codec),
-            rejected=Encoded(table("identity-rejected", 1), json_codec),
-        )
-        self.persons = Encoded(table("persons", n), dataclass_codec(PersonState))
-        self.households = Encoded(table("households", n), dataclass_codec(HouseholdState))
+        # The ordered stage's whole state, on the identity topic's single partition: one
+        # table, so one changelog whose writes reach Kafka in the order they are made.
+        self.state = table(STATE_TABLE, 1)
         outbox, due = tracked("outbox", n), tracked("delivery-due", n)
         self.stores = Stores(
             outbox=Encoded(outbox, dataclass_codec(OutboxEntry)),
@@ -311,18 +312,12 @@ class HubApp:
         )
         agent: Callable[..., Any] = app.agent
         agent(self.ingest_topic, name="ingest", concurrency=1)(self._agent("ingest", self._ingest))
-        agent(self.identity_topic, name="resolver", concurrency=1)(
-            self._agent("resolver", self._resolve)
-        )
-        agent(self.person_topic, name="person", concurrency=1)(self._agent("person", self._person))
-        agent(self.household_topic, name="household", concurrency=1)(
-            self._agent("household", self._household)
+        agent(self.identity_topic, name="ordered", concurrency=1)(
+            self._agent("ordered", self._ordered)
         )
         agent(self.alerts_topic, name="delivery", concurrency=1)(self._delivery_agent)
         app.timer(s.delivery_tick_s, name="delivery-tick")(self._tick_safely)
-        self._consumed_topics = frozenset(
-            [*names.all_ingest, names.identity, names.person, names.household, names.alerts]
-        )
+        self._consumed_topics = frozenset([*names.all_ingest, names.identity, names.alerts])
 
     # -- readiness ----------------------------------------------------------------
 
@@ -411,55 +406,48 @@ class HubApp:
             self._quarantine(event, result.reason, result.detail, agency)
             return
         self.metrics.events_consumed.labels(agency, result.event.kind).inc()
-        forward = ToResolve(result.event, kafka_time(message.timestamp, self.clock()))
+        forward = ToResolve(
+            result.event,
+            kafka_time(message.timestamp, self.clock()),
+            (f"{message.topic}/{message.partition}", message.offset),
+        )
         self.identity_topic.send_soon(value=wire.dumps(forward, IdentityMessage))
 
-    async def _resolve(self, event: Any) -> None:
+    async def _ordered(self, event: Any) -> None:
+        """One position of the identity topic: resolved, applied and routed exactly once."""
         message = wire.loads(IdentityMessage, event.value)
-        step = on_identity_message(message, self.resolver_tables, self._secret, self.clock())
-        for problem in step.rejected:
-            self.metrics.identifiers_rejected.labels(problem.scheme, problem.reason).inc()
-        for record in step.log:
-            if isinstance(record, MergeRecord):
-                self.metrics.identity_merges.inc()
-            self.identity_log_topic.send_soon(value=wire.dumps(record, IdentityLogRecord))
-        self._send_persons(step.forward)
+        position = event.message.offset
 
-    async def _person(self, event: Any) -> None:
-        person_id = event.key.decode("utf-8")
-        message = wire.loads(PersonMessage, event.value)
-        state = self.persons.get(person_id)
-        context = Context(self.config.policy, self.config.rules, self._retention, self.clock())
-        step = on_person_message(message, state, context)
-        if step.state is None:
-            self.persons.pop(person_id, None)
-        elif step.state != state and (state is not None or _worth_keeping(step.state)):
-            self.persons[person_id] = step.state
-        for decision in step.decisions:
-            self.metrics.decisions.labels(decision.outcome.value, decision.suppression or "").inc()
-        for alert in step.alerts:
-            self._queue_alert(alert)
-            self.metrics.alerts_routed.labels(alert.urgency.value).inc()
-        for record in step.audit:
-            self.audit_topic.send_soon(key=record.person_id.encode(), value=wire.dumps(record))
-        self._send_persons(step.forward)
-        for uprn, household in step.households:
-            self.household_topic.send_soon(
-                key=uprn.encode(), value=wire.dumps(household, HouseholdMessage)
+        def compute() -> JournalEntry[bytes]:
+            entry, result = compute_entry(
+                message, position, self.state, STATE_CODECS, self._step_settings
             )
+            for problem in result.rejected:
+                self.metrics.identifiers_rejected.labels(problem.scheme, problem.reason).inc()
+            for decision in result.decisions:
+                outcome, reason = decision.outcome.value, decision.suppression or ""
+                self.metrics.decisions.labels(outcome, reason).inc()
+            for record in entry.outputs.identity_log:
+                if isinstance(record, MergeRecord):
+                    self.metrics.identity_merges.inc()
+            for alert in entry.outputs.alerts:
+                self.metrics.alerts_routed.labels(alert.urgency.value).inc()
+            return entry
 
-    async def _household(self, event: Any) -> None:
-        uprn = event.key.decode("utf-8")
-        message = wire.loads(HouseholdMessage, event.value)
-        state = self.households.get(uprn)
-        updated, edges = on_household_message(message, state)
-        if updated != state:
-            self.households[uprn] = updated
-        self._send_persons([(e.person_id, e) for e in edges])
+        handled = handle_in_order(
+            position, self.state, compute, encode=encode_journal, decode=decode_journal
+        )
+        if handled.outcome != "computed":
+            self.metrics.ordered_replays.labels(handled.outcome).inc()
+        self._send_outputs(handled.outputs)
 
-    def _send_persons(self, messages: Any) -> None:
-        for key, message in messages:
-            self.person_topic.send_soon(key=key.encode(), value=wire.dumps(message, PersonMessage))
+    def _send_outputs(self, outputs: Outputs) -> None:
+        for alert in outputs.alerts:
+            self._queue_alert(alert)
+        for record in outputs.audit:
+            self.audit_topic.send_soon(key=record.person_id.encode(), value=wire.dumps(record))
+        for log_record in outputs.identity_log:
+            self.identity_log_topic.send_soon(value=wire.dumps(log_record, IdentityLogRecord))
 
     async def _delivery_agent(self, stream: Any) -> None:
         async for events in stream.take_events(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
@@ -581,15 +569,43 @@ class HubApp:
             log.exception("could not quarantine after a %s failure", stage)
 
 
-def _worth_keeping(state: PersonState) -> bool:
-    """A person first seen in a message that left nothing to remember is not stored."""
-    return bool(
-        state.team.members
-        or state.edges
-        or state.household
-        or state.subscriptions
-        or state.merged_into
-    )
+def _codec(codec: ValueCodec[Any]) -> Codec:
+    return Codec(encode=codec.encode, decode=codec.decode)
+
+
+# How each part of the ordered stage's state is kept in the state table.
+STATE_CODECS: dict[str, Codec] = {
+    "identity-person-of": _codec(str_codec),
+    "identity-keys-of": _codec(json_codec),
+    "identity-profiles": _codec(dataclass_codec(Profile)),
+    "identity-by-birthday": _codec(json_codec),
+    "identity-candidates": _codec(dataclass_codec(MatchCandidate)),
+    "identity-decided": _codec(json_codec),
+    "identity-rejected": _codec(json_codec),
+    "persons": _codec(dataclass_codec(PersonState)),
+    "households": _codec(dataclass_codec(HouseholdState)),
+    "sources": _codec(json_codec),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _JournalRecord:
+    """A journal entry as stored: every value the step wrote is UTF-8 text (JSON)."""
+
+    position: int
+    writes: tuple[tuple[str, str | None], ...]
+    outputs: Outputs
+
+
+def encode_journal(entry: JournalEntry[bytes]) -> bytes:
+    writes = tuple((k, None if v is None else v.decode("utf-8")) for k, v in entry.writes)
+    return wire.dumps(_JournalRecord(entry.position, writes, entry.outputs))
+
+
+def decode_journal(raw: bytes) -> JournalEntry[bytes]:
+    record: _JournalRecord = wire.loads(_JournalRecord, raw)
+    writes = tuple((k, None if v is None else v.encode("utf-8")) for k, v in record.writes)
+    return JournalEntry(record.position, writes, record.outputs)
 
 
 def group_instance_id(settings: Settings) -> str:
