@@ -13,7 +13,10 @@ events per step would file state under the wrong partition (and faust-streaming 
 commit past in-flight events when concurrency > 1). Delivery is the one exception: it
 takes a batch, sends to different recipients at once, and makes each alert the current
 event while it is handled (``as_current``). No exception escapes an agent: an
-unexpected one is counted, logged without payload, and the message quarantined.
+unexpected one is counted, logged without payload, and the message quarantined. Nothing
+the hub produces can be refused by its producer outside a handler either: every output
+and table write is measured first (``limits``), and a quarantine note never copies more
+than the caps allow (``quarantine_note``).
 """
 
 from __future__ import annotations
@@ -61,9 +64,12 @@ from involvement_hub.core.resolver import (
 from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.service import Deliverer, Due, Stores, handle
 from involvement_hub.delivery.settings_files import PlanSource
+from involvement_hub.errors import OversizeMessage
 from involvement_hub.ingest import Accepted, examine, kafka_time
 from involvement_hub.kafka_client import ssl_context
+from involvement_hub.limits import PRODUCE_LIMIT_BYTES, check_fits
 from involvement_hub.metrics import HubMetrics
+from involvement_hub.quarantine_note import Source, note_for
 from involvement_hub.settings import Settings
 from involvement_hub.streaming.tables import Encoded, dataclass_codec, json_codec, str_codec
 from involvement_hub.topics import TopicNames
@@ -72,6 +78,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+# The reason for an event whose output would be larger than the hub may produce.
+OUTPUT_TOO_LARGE = "output_too_large"
 # Delivery takes up to this many alerts at a time and sends them concurrently across
 # recipients (in order for each recipient), over the SMTP connection pool.
 DELIVERY_BATCH = 64
@@ -160,6 +168,9 @@ class HubApp:
             # A few milliseconds of lingering lets the producer send changelog and topic
             # messages in batches instead of one request (and syscall) each.
             producer_linger_ms=5,
+            # Faust's default (1,000,000) is below the hub's own limit; limits.check_fits
+            # keeps every message under this one, so the producer never refuses one.
+            producer_max_request_size=PRODUCE_LIMIT_BYTES,
             stream_wait_empty=False,
         )
 
@@ -177,7 +188,13 @@ class HubApp:
         self.delivery_topic = topic(names.delivery, partitions=n, **_RAW)
 
         def table(name: str, partitions: int) -> Any:
-            return app.Table(name, partitions=partitions, key_type=str, value_type=bytes)
+            return app.Table(
+                name,
+                partitions=partitions,
+                key_type=str,
+                value_type=bytes,
+                extra_topic_configs={"max.message.bytes": str(PRODUCE_LIMIT_BYTES)},
+            )
 
         # The resolver's state lives on the identity topic's single partition.
         self.resolver_tables = ResolverTables(
@@ -313,7 +330,7 @@ class HubApp:
             return
         self.metrics.events_consumed.labels(agency, result.event.kind).inc()
         forward = ToResolve(result.event, kafka_time(message.timestamp, self.clock()))
-        self.identity_topic.send_soon(value=wire.dumps(forward, IdentityMessage))
+        self._send(self.identity_topic, None, wire.dumps(forward, IdentityMessage))
 
     async def _resolve(self, event: Any) -> None:
         message = wire.loads(IdentityMessage, event.value)
@@ -323,7 +340,7 @@ class HubApp:
         for record in step.log:
             if isinstance(record, MergeRecord):
                 self.metrics.identity_merges.inc()
-            self.identity_log_topic.send_soon(value=wire.dumps(record, IdentityLogRecord))
+            self._send(self.identity_log_topic, None, wire.dumps(record, IdentityLogRecord))
         self._send_persons(step.forward)
 
     async def _person(self, event: Any) -> None:
@@ -342,12 +359,10 @@ class HubApp:
             self._queue_alert(alert)
             self.metrics.alerts_routed.labels(alert.urgency.value).inc()
         for record in step.audit:
-            self.audit_topic.send_soon(key=record.person_id.encode(), value=wire.dumps(record))
+            self._send(self.audit_topic, record.person_id.encode(), wire.dumps(record))
         self._send_persons(step.forward)
         for uprn, household in step.households:
-            self.household_topic.send_soon(
-                key=uprn.encode(), value=wire.dumps(household, HouseholdMessage)
-            )
+            self._send(self.household_topic, uprn.encode(), wire.dumps(household, HouseholdMessage))
 
     async def _household(self, event: Any) -> None:
         uprn = event.key.decode("utf-8")
@@ -360,7 +375,7 @@ class HubApp:
 
     def _send_persons(self, messages: Any) -> None:
         for key, message in messages:
-            self.person_topic.send_soon(key=key.encode(), value=wire.dumps(message, PersonMessage))
+            self._send(self.person_topic, key.encode(), wire.dumps(message, PersonMessage))
 
     async def _delivery_agent(self, stream: Any) -> None:
         async for events in stream.take_events(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
@@ -385,16 +400,19 @@ class HubApp:
         for alert in result.queue:
             self._queue_alert(alert)
         for outcome in result.outcomes:
-            self.delivery_topic.send_soon(
-                key=outcome.recipient_id.encode(), value=wire.dumps(outcome)
-            )
+            self._send(self.delivery_topic, outcome.recipient_id.encode(), wire.dumps(outcome))
         for record in result.audit:  # IG-5: suppressions at send time are audited too
-            self.audit_topic.send_soon(key=record.person_id.encode(), value=wire.dumps(record))
+            self._send(self.audit_topic, record.person_id.encode(), wire.dumps(record))
 
     def _queue_alert(self, alert: Alert) -> None:
-        self.alerts_topic.send_soon(
-            key=alert.recipient_id.encode(), value=wire.dumps(alert, AlertTopicMessage)
+        self._send(
+            self.alerts_topic, alert.recipient_id.encode(), wire.dumps(alert, AlertTopicMessage)
         )
+
+    def _send(self, topic: Any, key: bytes | None, value: bytes) -> None:
+        """Hand a message to Faust's producer buffer, if the producer will take it."""
+        check_fits(topic.get_topic_name(), key, value)
+        topic.send_soon(key=key, value=value)
 
     async def _tick_safely(self) -> None:
         # An exception escaping a Faust timer ends it for good, and with it every retry.
@@ -427,8 +445,10 @@ class HubApp:
             if due.next_at <= now and self._nudged.get(key, (None, 0.0))[0] != due.next_at:
                 self._nudged[key] = (due.next_at, mono)
                 nudge = RetryNudge(due.recipient_id, key)
-                self.alerts_topic.send_soon(
-                    key=due.recipient_id.encode(), value=wire.dumps(nudge, AlertTopicMessage)
+                self._send(
+                    self.alerts_topic,
+                    due.recipient_id.encode(),
+                    wire.dumps(nudge, AlertTopicMessage),
                 )
         for recipient, box in list(self.stores.digests.items()):
             waiting += len(box.windows)
@@ -438,8 +458,8 @@ class HubApp:
                     continue  # a failed digest is retried through its due entry
                 self._nudged[key] = (window.due, mono)
                 message = DigestDue(recipient, window.window)
-                self.alerts_topic.send_soon(
-                    key=recipient.encode(), value=wire.dumps(message, AlertTopicMessage)
+                self._send(
+                    self.alerts_topic, recipient.encode(), wire.dumps(message, AlertTopicMessage)
                 )
         self.metrics.delivery_pending.set(waiting)
         for urgency in ("ROUTINE", "PRIORITY", "URGENT"):
@@ -452,15 +472,17 @@ class HubApp:
     def _quarantine(self, event: Any, reason: str, detail: str, agency: str | None) -> None:
         message = event.message
         self.metrics.quarantined.labels(agency or "unknown", reason).inc()
-        headers = {
-            "hub-reason": reason.encode(),
-            "hub-detail": detail.encode(),
-            "hub-source-topic": message.topic.encode(),
-            "hub-source-partition": str(message.partition).encode(),
-            "hub-source-offset": str(message.offset).encode(),
-            "hub-quarantined-at": self.clock().isoformat().encode(),
-        }
-        self.quarantine_topic.send_soon(key=message.key, value=message.value, headers=headers)
+        note = note_for(
+            Source(message.topic, message.partition, message.offset),
+            message.key,
+            message.value,
+            message.headers,
+            reason=reason,
+            detail=detail,
+            at=self.clock(),
+            max_payload_bytes=self.settings.max_message_bytes,
+        )
+        self.quarantine_topic.send_soon(key=note.key, value=note.value, headers=note.headers)
 
     async def _stage_error(self, stage: str, event: Any, exc: Exception) -> None:
         message = event.message
@@ -476,8 +498,13 @@ class HubApp:
             type(exc).__name__,
             where,
         )
+        if isinstance(exc, OversizeMessage):
+            reason, detail = OUTPUT_TOO_LARGE, str(exc)
+        else:
+            reason, detail = f"internal_error_{stage}", type(exc).__name__
+        agency = self.names.agency_of(message.topic)
         try:
-            self._quarantine(event, f"internal_error_{stage}", type(exc).__name__, None)
+            self._quarantine(event, reason, detail, agency)
         except Exception:
             log.exception("could not quarantine after a %s failure", stage)
 
