@@ -6,7 +6,9 @@ can be as large as the broker allows, and they are not needed to replay the mess
 neither is a payload larger than the hub decodes (``HUB_MAX_MESSAGE_BYTES``) or a key
 larger than ``QUARANTINE_KEY_CAP_BYTES``: such a note says ``hub-payload: dropped`` and
 gives the sizes, topic, partition and offset, so the original can be found on its topic.
-So every note fits the hub's producer limit, whatever arrived.
+So every note fits the hub's producer limit, whatever arrived. A note without the message
+has an empty value rather than none: a Kafka producer refuses a record with neither key
+nor value (aiokafka asserts it in its send buffer, which would crash the worker).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Source:
 @dataclass(frozen=True, slots=True)
 class Note:
     key: bytes | None
-    value: bytes | None
+    value: bytes
     headers: dict[str, bytes]
 
 
@@ -66,9 +68,11 @@ def note_for(
     headers["hub-source-size"] = str(value_size).encode()
     headers["hub-source-key-size"] = str(key_size).encode()
     headers["hub-source-header-bytes"] = str(header_bytes).encode()
-    if payload == DROPPED:
-        return Note(None, None, headers)
-    return Note(key if key_size <= QUARANTINE_KEY_CAP_BYTES else None, value, headers)
+    if value is None or payload == DROPPED:
+        return Note(
+            key if payload == NULL and key_size <= QUARANTINE_KEY_CAP_BYTES else None, b"", headers
+        )
+    return Note(key, value, headers)
 
 
 def unreadable_note(source: Source, last_offset: int, detail: str, at: dt.datetime) -> Note:
@@ -76,7 +80,7 @@ def unreadable_note(source: Source, last_offset: int, detail: str, at: dt.dateti
     ``last_offset``): nothing of them can be copied, only where they are."""
     headers = _headers(source, UNREADABLE_BATCH, detail, at, NOT_READ)
     headers["hub-source-last-offset"] = str(last_offset).encode()
-    return Note(None, None, headers)
+    return Note(None, b"", headers)
 
 
 UNREADABLE_BATCH = "unreadable_batch"

@@ -258,7 +258,7 @@ DESCRIPTIONS: Final = {
 }
 
 # Variables that start with HUB_ but belong to the test fixtures, not to the hub.
-_NOT_SETTINGS: Final = frozenset({"HUB_TEST_BOOTSTRAP"})
+_NOT_SETTINGS: Final = frozenset({"HUB_TEST_BOOTSTRAP", "HUB_TEST_KAFKA_PORT"})
 
 
 def _parse(name: str, raw: str) -> Any:

@@ -66,7 +66,7 @@ def test_a_too_large_message_is_noted_without_its_payload_but_with_where_it_is()
     value = b"x" * (CAP + 1)
     note = _note(b"INC-2", value, reason="too_large")
     assert note.key is None
-    assert note.value is None
+    assert note.value == b""
     headers = _text(note.headers)
     assert headers["hub-payload"] == "dropped"
     assert headers["hub-source-size"] == str(CAP + 1)
@@ -78,7 +78,7 @@ def test_a_too_large_message_is_noted_without_its_payload_but_with_where_it_is()
 
 def test_a_huge_key_drops_the_payload_too() -> None:
     note = _note(b"k" * (QUARANTINE_KEY_CAP_BYTES + 1), b"small")
-    assert (note.key, note.value) == (None, None)
+    assert (note.key, note.value) == (None, b"")
     assert note.headers["hub-payload"] == b"dropped"
 
 
@@ -92,8 +92,9 @@ def test_agency_headers_are_never_copied_only_measured() -> None:
 
 def test_a_null_value_is_noted_as_null() -> None:
     note = _note(b"INC-4", None, reason=EMPTY_VALUE)
-    assert note.value is None
+    assert note.value == b""  # a producer refuses a record with neither key nor value
     assert note.key == b"INC-4"
+    assert _note(None, None, reason=EMPTY_VALUE).value == b""
     assert note.headers["hub-payload"] == b"null"
     assert note.headers["hub-source-size"] == b"0"
 
@@ -120,7 +121,7 @@ def test_the_largest_kept_note_fits_the_producer() -> None:
 
 def test_an_unreadable_batch_note_says_which_offsets() -> None:
     note = unreadable_note(SOURCE, 44, "UnsupportedCodecError", AT)
-    assert (note.key, note.value) == (None, None)
+    assert (note.key, note.value) == (None, b"")
     headers = _text(note.headers)
     assert headers["hub-reason"] == "unreadable_batch"
     assert headers["hub-payload"] == "not-read"
@@ -196,6 +197,6 @@ def test_a_missing_codec_stops_the_worker_from_starting(monkeypatch: pytest.Monk
 def test_notes_without_the_message_are_listed_but_never_replayed() -> None:
     kept = Quarantined(1, 0, b"k", b"v", {"hub-payload": "kept"})
     older = Quarantined(2, 0, b"k", b"v", {})
-    dropped = Quarantined(3, 0, None, None, {"hub-payload": "dropped"})
-    null = Quarantined(4, 0, b"k", None, {"hub-payload": "null"})
+    dropped = Quarantined(3, 0, None, b"", {"hub-payload": "dropped"})
+    null = Quarantined(4, 0, b"k", b"", {"hub-payload": "null"})
     assert [m.replayable for m in (kept, older, dropped, null)] == [True, True, False, False]
