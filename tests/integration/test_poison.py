@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -176,3 +177,67 @@ async def test_no_record_an_agency_can_write_stops_the_worker(worker: WorkerProc
     assert "hub_agent_errors_total{" not in metrics
     assert f'hub_quarantined_total{{agency="{SOCIAL_CARE}",reason="too_large"}} 1.0' in metrics
     assert f'hub_quarantined_total{{agency="{SOCIAL_CARE}",reason="empty_value"}} 2.0' in metrics
+
+
+async def test_a_batch_the_consumer_cannot_read_is_skipped_and_noted(
+    worker: WorkerProcess,
+) -> None:
+    """A batch that fails to decompress inside the consumer (outside every handler) is
+    skipped whole and noted with its offsets; the records before and after it, in the same
+    fetch, still route, and the worker does not crash."""
+    settings = worker.settings
+    worker.start(PYTHONPATH=str(Path(__file__).parent / "undecodable_lz4"))
+    names = TopicNames.from_settings(settings)
+    topic = names.ingest(SOCIAL_CARE)
+    plain = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
+    lz4 = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, compression_type="lz4")
+    await plain.start()
+    await lz4.start()
+    try:
+        before = _child_events(settings, 1)
+        lost = _child_events(settings, 2)
+        after = _child_events(settings, 3)
+        for value in before:
+            await plain.send(topic, value=value, key=KEY)
+        sent = [await lz4.send(topic, value=value, key=KEY) for value in lost]
+        await lz4.flush()
+        offsets = [(await f).offset for f in sent]
+        for value in after:
+            await plain.send(topic, value=value, key=KEY)
+        await plain.flush()
+    finally:
+        await plain.stop()
+        await lz4.stop()
+
+    notes: list[Any] = []
+
+    async def noted() -> bool:
+        notes[:] = await consume(settings.bootstrap, names.quarantine, count=1, timeout=3)
+        return bool(notes)
+
+    await _wait_for("a note of the unreadable batch", noted, worker)
+    (note,) = notes
+    headers = _headers(note)
+    assert headers["hub-reason"] == "unreadable_batch"
+    assert headers["hub-payload"] == "not-read"
+    assert headers["hub-source-topic"] == topic
+    assert (int(headers["hub-source-offset"]), int(headers["hub-source-last-offset"])) == (
+        offsets[0],
+        offsets[-1],
+    )
+    assert headers["hub-detail"] == "DecompressionError"
+
+    alerts: list[Any] = []
+
+    async def routed() -> bool:
+        alerts[:] = await consume(settings.bootstrap, names.alerts, count=2, timeout=3)
+        return len(alerts) >= 2
+
+    await _wait_for("alerts for the children around the batch", routed, worker)
+    recipients = sorted(json.loads(r.value)["recipient_id"] for r in alerts)
+    assert recipients == [f"{SOCIAL_CARE}/SW-1", f"{SOCIAL_CARE}/SW-3"]
+    assert worker.process is not None
+    assert worker.process.poll() is None
+    metrics = worker.metrics()
+    assert f'hub_unreadable_batches_total{{topic="{topic}"}} 1.0' in metrics
+    assert "skipped an unreadable batch" in worker.log_tail(200)

@@ -69,8 +69,9 @@ from involvement_hub.ingest import Accepted, examine, kafka_time
 from involvement_hub.kafka_client import ssl_context
 from involvement_hub.limits import PRODUCE_LIMIT_BYTES, check_fits
 from involvement_hub.metrics import HubMetrics
-from involvement_hub.quarantine_note import Source, note_for
+from involvement_hub.quarantine_note import UNREADABLE_BATCH, Source, note_for, unreadable_note
 from involvement_hub.settings import Settings
+from involvement_hub.streaming import unreadable
 from involvement_hub.streaming.tables import Encoded, dataclass_codec, json_codec, str_codec
 from involvement_hub.topics import TopicNames
 
@@ -138,6 +139,7 @@ class HubApp:
         ).set(1)
         self.app = self._create_app()
         self._declare()
+        unreadable.install(self._skipped_unreadable)
         # Faust pauses every stream while more than 100 table writes wait to be produced,
         # logging a warning each time; a hub writes a few per event, so allow more.
         self.app.producer.buffer.max_messages = 5000
@@ -484,6 +486,31 @@ class HubApp:
         )
         self.quarantine_topic.send_soon(key=note.key, value=note.value, headers=note.headers)
 
+    def _skipped_unreadable(
+        self, topic: str, partition: int, first: int, last: int, exc: Exception
+    ) -> None:
+        """A batch the consumer could not read was skipped: say so loudly, and where."""
+        agency = self.names.agency_of(topic)
+        self.metrics.unreadable_batches.labels(topic).inc()
+        self.metrics.quarantined.labels(agency or "unknown", UNREADABLE_BATCH).inc()
+        # The exception's text may quote bytes of the batch; its type says enough.
+        log.error(
+            "skipped an unreadable batch %s[%s]@%s..%s: %s; its records are lost to the hub "
+            "and noted in the quarantine",
+            topic,
+            partition,
+            first,
+            last,
+            type(exc).__name__,
+        )
+        note = unreadable_note(
+            Source(topic, partition, first), last, type(exc).__name__, self.clock()
+        )
+        try:
+            self.quarantine_topic.send_soon(key=note.key, value=note.value, headers=note.headers)
+        except Exception:
+            log.exception("could not quarantine a note of the unreadable batch")
+
     async def _stage_error(self, stage: str, event: Any, exc: Exception) -> None:
         message = event.message
         self.metrics.agent_errors.labels(stage).inc()
@@ -502,9 +529,9 @@ class HubApp:
             reason, detail = OUTPUT_TOO_LARGE, str(exc)
         else:
             reason, detail = f"internal_error_{stage}", type(exc).__name__
-        agency = self.names.agency_of(message.topic)
         try:
-            self._quarantine(event, reason, detail, agency)
+            # Filed under agency "unknown": the hub's failure, not the agency's doing.
+            self._quarantine(event, reason, detail, None)
         except Exception:
             log.exception("could not quarantine after a %s failure", stage)
 
