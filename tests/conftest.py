@@ -4,8 +4,9 @@ The broker comes from, in order:
 
 1. ``HUB_TEST_BOOTSTRAP`` -- a broker you already run (``host:port``);
 2. testcontainers' Kafka, when a Docker engine answers;
-3. the project's own local broker (``hub kafka``), on ports of its own (19192/19193) so a
-   running ``make demo`` is not disturbed; it is stopped again if the tests started it.
+3. the project's own local broker (``hub kafka``), on ports of its own (19192/19193, or
+   ``HUB_TEST_KAFKA_PORT`` and the port after it) so a running ``make demo`` is not
+   disturbed; it is stopped again if the tests started it.
 
 Under ``CI=true`` a broker that cannot be had is a test *failure*; elsewhere the tests that
 need it are skipped with the reason. Each test gets its own topic prefix and consumer
@@ -38,7 +39,7 @@ from involvement_hub.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TEST_KAFKA_PORT = 19192
+TEST_KAFKA_PORT = int(os.environ.get("HUB_TEST_KAFKA_PORT", "19192"))
 
 
 def unavailable(why: str) -> None:

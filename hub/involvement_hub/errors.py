@@ -11,6 +11,7 @@
      │    ├── PolicyError             the governance policy file is invalid
      │    └── SubscriptionError       a subscription rule is invalid
      ├── RejectedEvent                a decoded event the hub must not route: quarantined
+     ├── OversizeMessage              an output too large to produce: its input is quarantined
      ├── DeliveryError                an alert could not be handed to the mail server
      │    ├── TransientDeliveryError  4xx, refused or dropped connection, timeout: retried
      │    ├── PermanentDeliveryError  5xx: escalated, not retried
@@ -43,6 +44,7 @@ __all__ = [
     "HubError",
     "InsecureTransportError",
     "LocalKafkaError",
+    "OversizeMessage",
     "PermanentDeliveryError",
     "PolicyError",
     "PublishError",
@@ -77,6 +79,20 @@ class RejectedEvent(HubError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class OversizeMessage(HubError):
+    """A message the hub was about to produce is larger than its producers allow.
+
+    Raised before the message reaches the producer (whose refusal would crash the worker),
+    inside the agent's handler, so the event that caused it is quarantined instead.
+    """
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(f"a {size}-byte message for {topic} exceeds the {limit}-byte limit")
+        self.topic = topic
+        self.size = size
+        self.limit = limit
 
 
 class DeliveryError(HubError):

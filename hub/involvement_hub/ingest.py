@@ -19,6 +19,7 @@ from involvement_hub.errors import RejectedEvent
 
 AGENCY_MISMATCH = "agency_mismatch"
 NOT_AN_INGEST_TOPIC = "not_an_ingest_topic"
+EMPTY_VALUE = "empty_value"
 NO_POLICY = "no_policy"
 INVALID_RECORD = "invalid_record"
 
@@ -37,7 +38,7 @@ class Accepted:
 
 
 def examine(
-    raw: bytes,
+    raw: bytes | None,
     *,
     topic_agency: str | None,
     registry: SchemaRegistry,
@@ -47,6 +48,9 @@ def examine(
     """Decode, check the sender, and check there is a policy for the event's kind."""
     if topic_agency is None:
         return Quarantine(NOT_AN_INGEST_TOPIC, "message arrived on a topic that is not ingest.*")
+    if not raw:
+        # A null value (a tombstone, or a producer bug) or zero bytes: nothing to decode.
+        return Quarantine(EMPTY_VALUE, "the message has no value", decode_failure=True)
     try:
         decoded = decode(raw, registry, max_bytes)
     except DecodeError as exc:

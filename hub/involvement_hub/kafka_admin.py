@@ -19,10 +19,15 @@ from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 
 from involvement_hub.errors import HubError
 from involvement_hub.kafka_client import client_options
+from involvement_hub.limits import PRODUCE_LIMIT_BYTES
 from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames, state_changelog
 
 _DAY_MS = 24 * 3600 * 1000
+# Every topic the hub writes takes the largest message the hub's producers send, whatever
+# the broker's default (message.max.bytes, 1,048,588 unless changed). Ingest topics keep
+# the broker's limit: that is the agencies' contract, and the hub reads whatever it allows.
+_HUB_MESSAGES = {"max.message.bytes": str(PRODUCE_LIMIT_BYTES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +42,17 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
     n = settings.partitions
     # IG-6: alert payloads live only as long as delivery needs (retries span hours, a
     # restart may replay a day); the audit is append-only and kept indefinitely.
-    short = {"retention.ms": str(7 * _DAY_MS)}
-    specs = [TopicSpec(t, n, {"retention.ms": str(30 * _DAY_MS)}) for t in names.all_ingest]
+    short = {"retention.ms": str(7 * _DAY_MS), **_HUB_MESSAGES}
+    month = {"retention.ms": str(30 * _DAY_MS)}
+    forever = {"retention.ms": "-1", **_HUB_MESSAGES}
+    specs = [TopicSpec(t, n, month) for t in names.all_ingest]
     specs += [
-        TopicSpec(names.quarantine, 1, {"retention.ms": str(30 * _DAY_MS)}),
-        TopicSpec(names.identity, 1, {"retention.ms": str(30 * _DAY_MS)}),
-        TopicSpec(names.identity_log, 1, {"retention.ms": "-1"}),
+        TopicSpec(names.quarantine, 1, {**month, **_HUB_MESSAGES}),
+        TopicSpec(names.identity, 1, {**month, **_HUB_MESSAGES}),
+        TopicSpec(names.identity_log, 1, forever),
         TopicSpec(names.alerts, n, short),
-        TopicSpec(names.delivery, n, {"retention.ms": str(90 * _DAY_MS)}),
-        TopicSpec(names.audit, n, {"retention.ms": "-1"}),
+        TopicSpec(names.delivery, n, {"retention.ms": str(90 * _DAY_MS), **_HUB_MESSAGES}),
+        TopicSpec(names.audit, n, forever),
     ]
     return tuple(specs)
 
@@ -136,7 +143,7 @@ async def ensure_changelogs(settings: Settings) -> None:
                 name,
                 num_partitions=p,
                 replication_factor=settings.replication_factor,
-                topic_configs={"cleanup.policy": "compact"},
+                topic_configs={"cleanup.policy": "compact", **_HUB_MESSAGES},
             )
             for name, p in wanted.items()
             if name not in existing

@@ -10,6 +10,9 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from aiokafka import codec
+
+from involvement_hub.errors import ConfigError
 from involvement_hub.settings import Settings
 
 
@@ -41,3 +44,28 @@ def agency_options(settings: Settings) -> dict[str, Any]:
     options = client_options(settings)
     del options["bootstrap_servers"]
     return options
+
+
+def check_codecs() -> None:
+    """Refuse to start without every compression codec Kafka has.
+
+    A producer chooses its batches' codec (a Java client's ``compression.type``); a consumer
+    that cannot decompress one fails *inside its fetcher*, outside any handler, and so on
+    every restart. aiokafka decompresses snappy, lz4 and zstd with cramjam, an optional
+    dependency (``aiokafka[lz4,snappy,zstd]``); gzip is built in.
+    """
+    missing = [
+        name
+        for name, present in (
+            ("gzip", codec.has_gzip()),
+            ("snappy", codec.has_snappy()),
+            ("lz4", codec.has_lz4()),
+            ("zstd", codec.has_zstd()),
+        )
+        if not present
+    ]
+    if missing:
+        raise ConfigError(
+            f"no {', '.join(missing)} codec: install aiokafka[lz4,snappy,zstd] (cramjam), or "
+            "the worker crashes on the first batch an agency compresses with it"
+        )

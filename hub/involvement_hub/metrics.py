@@ -38,6 +38,7 @@ class HubMetrics(NamedTuple):
     digest_size: Histogram
     end_to_end_latency: Histogram
     agent_errors: Counter
+    unreadable_batches: Counter
     ready: Gauge
     live: Gauge
     consumer_lag: Gauge
@@ -159,6 +160,13 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
             "hub_agent_errors",
             "Unexpected errors caught in a stage; the message was quarantined.",
             ["stage"],
+            registry=reg,
+        ),
+        unreadable_batches=Counter(
+            "hub_unreadable_batches",
+            "Record batches the consumer could not read (undecompressable, bad CRC), skipped "
+            "and noted in the quarantine without their records, by topic.",
+            ["topic"],
             registry=reg,
         ),
         ready=Gauge(

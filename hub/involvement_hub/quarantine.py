@@ -1,7 +1,9 @@
 """The quarantine, for the people who fix what went into it: ``hub quarantine list|replay``.
 
 Every quarantined message keeps its original bytes and key, with headers saying where it
-came from and why (``hub-reason``, ``hub-detail``, ``hub-source-topic``, ...). Once the
+came from and why (``hub-reason``, ``hub-detail``, ``hub-source-topic``, ...) -- unless it
+was too large to copy or could not be read at all (``hub-payload`` is then ``dropped`` or
+``not-read``, see ``quarantine_note``): those are listed but never replayed. Once the
 cause is fixed -- a schema deployed, a policy entry added, an agency's bug mended -- a
 replay publishes the messages back to the topics they came from, to be processed again.
 Replays are safe to repeat: events are idempotent by their ids and alerts by theirs.
@@ -23,6 +25,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from involvement_hub.kafka_admin import partitions_of
 from involvement_hub.kafka_client import client_options
+from involvement_hub.quarantine_note import KEPT
 from involvement_hub.settings import Settings
 from involvement_hub.topics import TopicNames
 
@@ -32,7 +35,7 @@ class Quarantined:
     offset: int
     partition: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: dict[str, str]
 
     @property
@@ -42,6 +45,12 @@ class Quarantined:
     @property
     def source_topic(self) -> str:
         return self.headers.get("hub-source-topic", "")
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the note holds the original message (notes from before ``hub-payload``
+        existed always did)."""
+        return self.value is not None and self.headers.get("hub-payload", KEPT) == KEPT
 
     def agency(self, names: TopicNames) -> str:
         return names.agency_of(self.source_topic) or "-"
@@ -119,6 +128,7 @@ async def replay(
         m
         for m in messages
         if m.source_topic
+        and m.replayable
         and (reason is None or m.reason == reason)
         and (agency is None or m.agency(names) == agency)
     ]
@@ -143,11 +153,12 @@ async def replay(
     finally:
         await producer.stop()
     # Remember how far the replay got, but never past a message its filters left out: a
-    # later replay with other filters must still find it.
+    # later replay with other filters must still find it. (A note without the message can
+    # never be replayed, so it holds nothing back.)
     marks = dict(ends)
     picked = {(m.partition, m.offset) for m in chosen}
     for m in messages:
-        if (m.partition, m.offset) not in picked:
+        if m.replayable and (m.partition, m.offset) not in picked:
             tp = TopicPartition(names.quarantine, m.partition)
             marks[tp] = min(marks.get(tp, m.offset), m.offset)
     await _remember(settings, marks)

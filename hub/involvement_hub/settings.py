@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .errors import SettingsError
+from .limits import MAX_DECODED_BYTES
 
 # The source checkout, for development-only files such as deploy/local/pom.xml. Runtime
 # files (policy, rules, state) are found relative to the working directory instead.
@@ -198,6 +199,13 @@ class Settings:
             )
         if self.partitions < 1:
             raise SettingsError("HUB_PARTITIONS must be at least 1")
+        if not 0 < self.max_message_bytes <= MAX_DECODED_BYTES:
+            # A message up to this size is quarantined whole: with its key and the hub's
+            # headers it must still fit what the hub's producer may send.
+            raise SettingsError(
+                f"HUB_MAX_MESSAGE_BYTES must be between 1 and {MAX_DECODED_BYTES}, "
+                f"not {self.max_message_bytes}"
+            )
         if self.stall_s < MIN_STALL_S:
             # Faust commits offsets every 2.8 s: a shorter window fails /healthz between
             # two commits of a worker that is busy and well.
@@ -261,7 +269,7 @@ DESCRIPTIONS: Final = {
 }
 
 # Variables that start with HUB_ but belong to the test fixtures, not to the hub.
-_NOT_SETTINGS: Final = frozenset({"HUB_TEST_BOOTSTRAP"})
+_NOT_SETTINGS: Final = frozenset({"HUB_TEST_BOOTSTRAP", "HUB_TEST_KAFKA_PORT"})
 
 
 def _parse(name: str, raw: str) -> Any:

@@ -97,6 +97,7 @@ def test_every_alert_has_a_wait_a_severity_and_a_runbook_section() -> None:
         "DeliveryEscalations",
         "QuarantineSpike",
         "ConsumerLagGrowing",
+        "UnreadableBatchSkipped",
         "WorkerDown",
         "TableRecoveryStuck",
     }

@@ -13,7 +13,10 @@ events per step would file state under the wrong partition (and faust-streaming 
 commit past in-flight events when concurrency > 1). Delivery is the one exception: it
 takes a batch, sends to different recipients at once, and makes each alert the current
 event while it is handled (``as_current``). No exception escapes an agent: an
-unexpected one is counted, logged without payload, and the message quarantined.
+unexpected one is counted, logged without payload, and the message quarantined. Nothing
+the hub produces can be refused by its producer outside a handler either: every output
+and table write is measured first (``limits``), and a quarantine note never copies more
+than the caps allow (``quarantine_note``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from involvement_hub.core.ordered import (
     JournalEntry,
     Outputs,
     compute_entry,
+    journal_key,
 )
 from involvement_hub.core.ordered import Settings as StepSettings
 from involvement_hub.core.ordered import handle as handle_in_order
@@ -64,10 +68,14 @@ from involvement_hub.core.resolver import IdentityLogRecord, MergeRecord
 from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.service import Deliverer, Due, Stores, handle
 from involvement_hub.delivery.settings_files import PlanSource
+from involvement_hub.errors import OversizeMessage
 from involvement_hub.ingest import Accepted, examine, kafka_time
 from involvement_hub.kafka_client import ssl_context
+from involvement_hub.limits import PRODUCE_LIMIT_BYTES, check_fits
 from involvement_hub.metrics import HubMetrics
+from involvement_hub.quarantine_note import UNREADABLE_BATCH, Source, note_for, unreadable_note
 from involvement_hub.settings import Settings
+from involvement_hub.streaming import unreadable
 from involvement_hub.streaming.tables import (
     Encoded,
     ValueCodec,
@@ -81,6 +89,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+# The reason for an event whose output would be larger than the hub may produce.
+OUTPUT_TOO_LARGE = "output_too_large"
 # Delivery takes up to this many alerts at a time and sends them concurrently across
 # recipients (in order for each recipient), over the SMTP connection pool.
 DELIVERY_BATCH = 64
@@ -222,6 +232,7 @@ class HubApp:
         ).set(1)
         self.app = self._create_app()
         self._declare()
+        unreadable.install(self._skipped_unreadable)
         # Faust pauses every stream while more than 100 table writes wait to be produced,
         # logging a warning each time; a hub writes a few per event, so allow more.
         self.app.producer.buffer.max_messages = 5000
@@ -256,6 +267,9 @@ class HubApp:
             # A few milliseconds of lingering lets the producer send changelog and topic
             # messages in batches instead of one request (and syscall) each.
             producer_linger_ms=5,
+            # Faust's default (1,000,000) is below the hub's own limit; limits.check_fits
+            # keeps every message under this one, so the producer never refuses one.
+            producer_max_request_size=PRODUCE_LIMIT_BYTES,
             stream_wait_empty=False,
         )
 
@@ -271,7 +285,13 @@ class HubApp:
         self.delivery_topic = topic(names.delivery, partitions=n, **_RAW)
 
         def table(name: str, partitions: int) -> Any:
-            return app.Table(name, partitions=partitions, key_type=str, value_type=bytes)
+            return app.Table(
+                name,
+                partitions=partitions,
+                key_type=str,
+                value_type=bytes,
+                extra_topic_configs={"max.message.bytes": str(PRODUCE_LIMIT_BYTES)},
+            )
 
         def tracked(name: str, partitions: int) -> TrackedTable:
             made = TrackedTable(
@@ -281,6 +301,7 @@ class HubApp:
                 partitions=partitions,
                 key_type=str,
                 value_type=bytes,
+                extra_topic_configs={"max.message.bytes": str(PRODUCE_LIMIT_BYTES)},
             )
             app.tables.add(made)
             return made
@@ -411,7 +432,7 @@ class HubApp:
             kafka_time(message.timestamp, self.clock()),
             (f"{message.topic}/{message.partition}", message.offset),
         )
-        self.identity_topic.send_soon(value=wire.dumps(forward, IdentityMessage))
+        self._send(self.identity_topic, None, wire.dumps(forward, IdentityMessage))
 
     async def _ordered(self, event: Any) -> None:
         """One position of the identity topic: resolved, applied and routed exactly once."""
@@ -432,6 +453,9 @@ class HubApp:
                     self.metrics.identity_merges.inc()
             for alert in entry.outputs.alerts:
                 self.metrics.alerts_routed.labels(alert.urgency.value).inc()
+            # Every output must fit before anything is written: a step is refused whole.
+            for topic, key, value in self._encoded_outputs(entry.outputs):
+                check_fits(topic.get_topic_name(), key, value)
             return entry
 
         handled = handle_in_order(
@@ -441,13 +465,21 @@ class HubApp:
             self.metrics.ordered_replays.labels(handled.outcome).inc()
         self._send_outputs(handled.outputs)
 
-    def _send_outputs(self, outputs: Outputs) -> None:
+    def _encoded_outputs(self, outputs: Outputs) -> Iterator[tuple[Any, bytes | None, bytes]]:
         for alert in outputs.alerts:
-            self._queue_alert(alert)
+            yield (
+                self.alerts_topic,
+                alert.recipient_id.encode(),
+                wire.dumps(alert, AlertTopicMessage),
+            )
         for record in outputs.audit:
-            self.audit_topic.send_soon(key=record.person_id.encode(), value=wire.dumps(record))
+            yield self.audit_topic, record.person_id.encode(), wire.dumps(record)
         for log_record in outputs.identity_log:
-            self.identity_log_topic.send_soon(value=wire.dumps(log_record, IdentityLogRecord))
+            yield self.identity_log_topic, None, wire.dumps(log_record, IdentityLogRecord)
+
+    def _send_outputs(self, outputs: Outputs) -> None:
+        for topic, key, value in self._encoded_outputs(outputs):
+            topic.send_soon(key=key, value=value)
 
     async def _delivery_agent(self, stream: Any) -> None:
         async for events in stream.take_events(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
@@ -472,16 +504,19 @@ class HubApp:
         # for them before recording their cause.
         result = await handle(message, self.stores, self.deliverer)
         for outcome in result.outcomes:
-            self.delivery_topic.send_soon(
-                key=outcome.recipient_id.encode(), value=wire.dumps(outcome)
-            )
+            self._send(self.delivery_topic, outcome.recipient_id.encode(), wire.dumps(outcome))
         for record in result.audit:  # IG-5: suppressions at send time are audited too
-            self.audit_topic.send_soon(key=record.person_id.encode(), value=wire.dumps(record))
+            self._send(self.audit_topic, record.person_id.encode(), wire.dumps(record))
 
     def _queue_alert(self, alert: Alert) -> None:
-        self.alerts_topic.send_soon(
-            key=alert.recipient_id.encode(), value=wire.dumps(alert, AlertTopicMessage)
+        self._send(
+            self.alerts_topic, alert.recipient_id.encode(), wire.dumps(alert, AlertTopicMessage)
         )
+
+    def _send(self, topic: Any, key: bytes | None, value: bytes) -> None:
+        """Hand a message to Faust's producer buffer, if the producer will take it."""
+        check_fits(topic.get_topic_name(), key, value)
+        topic.send_soon(key=key, value=value)
 
     async def _tick_safely(self) -> None:
         # An exception escaping a Faust timer ends it for good, and with it every retry.
@@ -514,8 +549,10 @@ class HubApp:
             if due.next_at <= now and self._nudged.get(key, (None, 0.0))[0] != due.next_at:
                 self._nudged[key] = (due.next_at, mono)
                 nudge = RetryNudge(due.recipient_id, key)
-                self.alerts_topic.send_soon(
-                    key=due.recipient_id.encode(), value=wire.dumps(nudge, AlertTopicMessage)
+                self._send(
+                    self.alerts_topic,
+                    due.recipient_id.encode(),
+                    wire.dumps(nudge, AlertTopicMessage),
                 )
         for recipient, box in list(self.stores.digests.items()):
             waiting += len(box.windows)
@@ -525,8 +562,8 @@ class HubApp:
                     continue  # a failed digest is retried through its due entry
                 self._nudged[key] = (window.due, mono)
                 message = DigestDue(recipient, window.window)
-                self.alerts_topic.send_soon(
-                    key=recipient.encode(), value=wire.dumps(message, AlertTopicMessage)
+                self._send(
+                    self.alerts_topic, recipient.encode(), wire.dumps(message, AlertTopicMessage)
                 )
         self.metrics.delivery_pending.set(waiting)
         for urgency in ("ROUTINE", "PRIORITY", "URGENT"):
@@ -539,15 +576,42 @@ class HubApp:
     def _quarantine(self, event: Any, reason: str, detail: str, agency: str | None) -> None:
         message = event.message
         self.metrics.quarantined.labels(agency or "unknown", reason).inc()
-        headers = {
-            "hub-reason": reason.encode(),
-            "hub-detail": detail.encode(),
-            "hub-source-topic": message.topic.encode(),
-            "hub-source-partition": str(message.partition).encode(),
-            "hub-source-offset": str(message.offset).encode(),
-            "hub-quarantined-at": self.clock().isoformat().encode(),
-        }
-        self.quarantine_topic.send_soon(key=message.key, value=message.value, headers=headers)
+        note = note_for(
+            Source(message.topic, message.partition, message.offset),
+            message.key,
+            message.value,
+            message.headers,
+            reason=reason,
+            detail=detail,
+            at=self.clock(),
+            max_payload_bytes=self.settings.max_message_bytes,
+        )
+        self.quarantine_topic.send_soon(key=note.key, value=note.value, headers=note.headers)
+
+    def _skipped_unreadable(
+        self, topic: str, partition: int, first: int, last: int, exc: Exception
+    ) -> None:
+        """A batch the consumer could not read was skipped: say so loudly, and where."""
+        agency = self.names.agency_of(topic)
+        self.metrics.unreadable_batches.labels(topic).inc()
+        self.metrics.quarantined.labels(agency or "unknown", UNREADABLE_BATCH).inc()
+        # The exception's text may quote bytes of the batch; its type says enough.
+        log.error(
+            "skipped an unreadable batch %s[%s]@%s..%s: %s; its records are lost to the hub "
+            "and noted in the quarantine",
+            topic,
+            partition,
+            first,
+            last,
+            type(exc).__name__,
+        )
+        note = unreadable_note(
+            Source(topic, partition, first), last, type(exc).__name__, self.clock()
+        )
+        try:
+            self.quarantine_topic.send_soon(key=note.key, value=note.value, headers=note.headers)
+        except Exception:
+            log.exception("could not quarantine a note of the unreadable batch")
 
     async def _stage_error(self, stage: str, event: Any, exc: Exception) -> None:
         message = event.message
@@ -563,8 +627,13 @@ class HubApp:
             type(exc).__name__,
             where,
         )
+        if isinstance(exc, OversizeMessage):
+            reason, detail = OUTPUT_TOO_LARGE, str(exc)
+        else:
+            reason, detail = f"internal_error_{stage}", type(exc).__name__
         try:
-            self._quarantine(event, f"internal_error_{stage}", type(exc).__name__, None)
+            # Filed under agency "unknown": the hub's failure, not the agency's doing.
+            self._quarantine(event, reason, detail, None)
         except Exception:
             log.exception("could not quarantine after a %s failure", stage)
 
@@ -598,8 +667,12 @@ class _JournalRecord:
 
 
 def encode_journal(entry: JournalEntry[bytes]) -> bytes:
+    """Checked against the producer's limit here, before the step writes anything: a step
+    too large to record is refused whole (the event is quarantined), never half applied."""
     writes = tuple((k, None if v is None else v.decode("utf-8")) for k, v in entry.writes)
-    return wire.dumps(_JournalRecord(entry.position, writes, entry.outputs))
+    raw = wire.dumps(_JournalRecord(entry.position, writes, entry.outputs))
+    check_fits(STATE_TABLE, journal_key(entry.position).encode(), raw)
+    return raw
 
 
 def decode_journal(raw: bytes) -> JournalEntry[bytes]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from involvement_hub import wire
+from involvement_hub.limits import check_fits
 
 V = TypeVar("V")
 
@@ -44,7 +45,10 @@ class Encoded(MutableMapping[str, V]):
         return default if raw is None else self._codec.decode(raw)
 
     def __setitem__(self, key: str, value: V) -> None:
-        self._table[key] = self._codec.encode(value)
+        encoded = self._codec.encode(value)
+        # A table write is a changelog message: one too large would crash the producer.
+        check_fits(f"table {getattr(self._table, 'name', '?')}", key.encode("utf-8"), encoded)
+        self._table[key] = encoded
 
     def __delitem__(self, key: str) -> None:
         del self._table[key]

@@ -13,6 +13,7 @@ from involvement_hub.delivery.smtp import SmtpMailer
 from involvement_hub.endpoints import endpoints_app, start_endpoints
 from involvement_hub.errors import HubError
 from involvement_hub.kafka_admin import ensure_topics, leave_group
+from involvement_hub.kafka_client import check_codecs
 from involvement_hub.metrics import create_metrics
 from involvement_hub.settings import Settings
 from involvement_hub.streaming.app import HubApp, group_instance_id
@@ -52,6 +53,7 @@ class ServiceWorker(faust.Worker):
 def run_worker(settings: Settings) -> None:
     """Run until stopped (SIGINT/SIGTERM). Configuration errors raise before anything starts."""
     config = load_config(settings)
+    check_codecs()
     if settings.pseudonym_key.reveal() == "dev-only-pseudonym-key":
         log.warning("HUB_PSEUDONYM_KEY is the development default; set a secret in production")
     # Each counter would otherwise expose a *_created series too, doubling the series count.
