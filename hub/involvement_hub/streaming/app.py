@@ -76,6 +76,7 @@ from involvement_hub.metrics import HubMetrics
 from involvement_hub.quarantine_note import UNREADABLE_BATCH, Source, note_for, unreadable_note
 from involvement_hub.settings import Settings
 from involvement_hub.streaming import unreadable
+from involvement_hub.streaming.outage_log import OutageLog
 from involvement_hub.streaming.tables import (
     Encoded,
     ValueCodec,
@@ -207,8 +208,10 @@ class HubApp:
         mailer: Mailer,
         *,
         clock: Clock = utc_now,
+        outage: OutageLog | None = None,
     ) -> None:
         self.settings = settings
+        self.outage = outage
         self.config = config
         self.metrics = metrics
         self.mailer = mailer
@@ -528,6 +531,8 @@ class HubApp:
             self._observe()
         except Exception:
             log.exception("could not observe lag and recovery; trying again at the next tick")
+        if self.outage is not None:
+            self.outage.tick()
 
     async def _tick(self) -> None:
         """Nudge due retries and closed digest windows; measure what is waiting.

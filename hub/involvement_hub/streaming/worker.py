@@ -17,6 +17,7 @@ from involvement_hub.kafka_client import check_codecs
 from involvement_hub.metrics import create_metrics
 from involvement_hub.settings import Settings
 from involvement_hub.streaming.app import HubApp, group_instance_id
+from involvement_hub.streaming.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 LEAVE_TIMEOUT_S = 10.0
@@ -32,9 +33,12 @@ class ServiceWorker(faust.Worker):
     """
 
     settings: Settings | None = None
+    outage: OutageLog | None = None
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
+        if self.outage is not None:
+            self.outage.install(logger)
 
     def _shutdown_loop(self) -> None:
         # Stopped on purpose (the consumer has committed and stopped by now): leave the
@@ -65,7 +69,8 @@ def run_worker(settings: Settings) -> None:
     )
     if created:
         log.info("created %d topics", len(created))
-    hub = HubApp(settings, config, create_metrics(), SmtpMailer(settings))
+    outage = OutageLog()
+    hub = HubApp(settings, config, create_metrics(), SmtpMailer(settings), outage=outage)
     if settings.metrics_port:
         # Served from the start, before Faust: during a long table recovery /readyz says
         # "not yet" and /metrics shows the recovery's progress, rather than not answering.
@@ -82,4 +87,5 @@ def run_worker(settings: Settings) -> None:
         redirect_stdouts=False,
     )
     worker.settings = settings
+    worker.outage = outage
     worker.execute_from_commandline()
