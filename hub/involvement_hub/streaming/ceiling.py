@@ -34,12 +34,15 @@ _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 def build(settings: Settings, expected: int, report: Path) -> faust.App:
     registry = load_config(settings).registry
     names = TopicNames.from_settings(settings)
+    # Faust makes only the last folder: on a fresh state folder the parent must exist.
+    datadir = settings.state_dir / "worker" / f"{settings.app_id}-ceiling"
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.app_id}-ceiling",
         broker=f"kafka://{settings.bootstrap}",
         broker_credentials=faust_credentials(settings),
         store="memory://",
-        datadir=str(settings.state_dir / "worker" / f"{settings.app_id}-ceiling"),
+        datadir=str(datadir),
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
