@@ -82,8 +82,11 @@ async def publish(
     rate: float = 0.0,
     progress: Progress = lambda _: None,
     on_sent: Callable[[str, float], None] | None = None,
+    compression: str | None = None,
 ) -> int:
-    """Publish pre-encoded records through one idempotent publisher per agency."""
+    """Publish pre-encoded records through one idempotent publisher per agency.
+
+    ``compression`` is the producers' ``compression_type`` (gzip, snappy, lz4, zstd)."""
     publishers: dict[str, AgencyPublisher] = {}
     pacer = Pacer(rate)
     futures: list[asyncio.Future[Any]] = []
@@ -99,6 +102,7 @@ async def publish(
                     topic_prefix=settings.topic_prefix,
                     **agency_options(settings),
                     linger_ms=5,
+                    compression_type=compression,
                 )
                 await publisher.start()
                 publishers[agency] = publisher
