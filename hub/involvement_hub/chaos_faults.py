@@ -1,0 +1,160 @@
+"""The faults ``hub chaos`` applies, and the Kafka chores around them.
+
+Hostile records go to the agencies' ingest topics with a plain aiokafka producer, because
+the agency publisher would (rightly) refuse to send most of them. Every one of them must end
+in the quarantine, never in an alert and never in a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from involvement_hub.kafka_client import client_options
+from involvement_hub.localkafka import LocalKafka
+from involvement_hub.processes import Child
+from involvement_hub.settings import Settings
+
+Progress = Callable[[str], None]
+
+# The broker's default message.max.bytes: the largest record batch it accepts.
+BROKER_MAX_BATCH = 1_048_588
+# Room for the batch and record headers and the key, so the record itself is accepted and
+# the worker, not the broker, has to deal with it.
+_BATCH_OVERHEAD = 1024
+COMPRESSIONS = ("gzip", "snappy", "lz4", "zstd")
+
+
+@dataclass(frozen=True, slots=True)
+class Hostile:
+    case: str
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def hostile_records(valid_value: bytes, seed: int) -> tuple[Hostile, ...]:
+    """One of each hostile case the ingest agent must survive (compression is separate:
+    the population itself is published in batches compressed with each codec)."""
+    rng = random.Random(seed)
+    big = valid_value + rng.randbytes(BROKER_MAX_BATCH - _BATCH_OVERHEAD - len(valid_value))
+    # Many headers and one very large one: nearly 700 KB the worker reads before the value.
+    headers = tuple((f"x-hostile-{i}", rng.randbytes(2048)) for i in range(200))
+    headers += (("x-hostile-huge", rng.randbytes(256 * 1024)),)
+    return (
+        Hostile("near-1MB record", big),
+        Hostile("null value", None),
+        Hostile("huge headers", valid_value, headers),
+        Hostile("garbage bytes", rng.randbytes(1024)),
+        # Garbage that starts like Avro single-object encoding, so it passes a magic check.
+        Hostile("garbage after the Avro magic", b"\xc3\x01" + rng.randbytes(64)),
+        Hostile("empty value", b""),
+    )
+
+
+async def send_hostile(settings: Settings, topic: str, records: tuple[Hostile, ...]) -> None:
+    producer = AIOKafkaProducer(
+        **client_options(settings),
+        acks="all",
+        max_request_size=BROKER_MAX_BATCH,
+        request_timeout_ms=30_000,
+    )
+    await producer.start()
+    try:
+        for record in records:
+            await producer.send_and_wait(
+                topic,
+                record.value,
+                key=b"HOSTILE-" + record.case.encode(),
+                headers=list(record.headers),
+            )
+    finally:
+        await producer.stop()
+
+
+async def rewind_group(settings: Settings, group: str) -> int:
+    """Commit the earliest offset of every partition the group has committed; returns how
+    many. The group must have no live member (the worker is stopped)."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(tp.topic, tp.partition) for tp in committed]
+    if not partitions:
+        return 0
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        earliest = await consumer.beginning_offsets(partitions)
+        await consumer.commit(dict(earliest))
+    finally:
+        await consumer.stop()
+    return len(partitions)
+
+
+async def delete_topics(settings: Settings) -> int:
+    """Delete a scenario's topics and its worker's changelogs, keeping the broker small."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        mine = [
+            t
+            for t in await admin.list_topics()
+            if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")
+        ]
+        if mine:
+            await admin.delete_topics(mine)
+        return len(mine)
+    finally:
+        await admin.close()
+
+
+def kill_broker(settings: Settings) -> int | None:
+    """``kill -9`` the local broker; returns its pid, or None if it was not running."""
+    pid = LocalKafka(settings).status().pid
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGKILL)
+    # If this process started the broker it is our child: reap it, or it stays a zombie
+    # that `hub kafka start` would take for a live broker.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    return pid
+
+
+def start_broker(settings: Settings, log: Path, timeout: float = 120) -> None:
+    """``hub kafka start`` as an operator would run it: same ports, same data."""
+    child = Child(["kafka", "start"], settings, log).start()
+    assert child.process is not None
+    try:
+        code = child.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.process.kill()
+        child.process.wait()
+        raise
+    if code != 0:
+        raise RuntimeError(f"hub kafka start exited with {code}; see {log}")
+
+
+# mode (Faust's service library) logs this when an agent, or any service, crashes.
+_CRASHED = re.compile(r"Crashed reason=")
+
+
+def logged_crashes(log: Path) -> int:
+    if not log.exists():
+        return 0
+    return len(_CRASHED.findall(log.read_text(errors="replace")))
