@@ -13,7 +13,9 @@ application id, mailbox, state folder, ports), the same population, and the faul
 - ``smtp-550``: the mail server refusing one practitioner with 550;
 - ``hostile``: the population in batches compressed with each codec, and hostile records
   (a near-1 MB record, a null value, huge headers, garbage) on the ingest topics;
-- ``replay``: once done, the worker's group rewound to the earliest offsets and run again.
+- ``replay``: once done, the worker's group rewound to the earliest offsets and run again;
+- ``control``: no fault at all, a second reference: what differs here is the noise floor
+  (routing that depends on timing), not the work of a fault.
 
 Each scenario ends when it is quiet (see :meth:`Scenario.wait_quiet`) -- never after a
 fixed sleep -- and the mail server's record is compared with the reference's
@@ -61,7 +63,7 @@ from involvement_hub.topics import TopicNames
 
 Progress = Callable[[str], None]
 Item = tuple[str, bytes, bytes]
-FAULTS = ("kill9", "sigterm", "broker", "smtp-down", "smtp-550", "hostile", "replay")
+FAULTS = ("control", "kill9", "sigterm", "broker", "smtp-down", "smtp-550", "hostile", "replay")
 READY_TIMEOUT_S = 180.0  # a restart after kill -9 waits out the dead member's session (~60 s)
 
 
@@ -82,7 +84,8 @@ class ChaosOptions:
     # kill hits a working worker; short mode kills at the drawn moments whatever the state.
     kill_when_ready: bool = False
     parallel: int = 4
-    quiet_timeout_s: float = 300.0
+    # From the end of publishing: a kill -9 alone costs a minute (the dead member's session).
+    quiet_timeout_s: float = 150.0
     port_base: int | None = None
     json_path: Path | None = None
 
@@ -93,6 +96,7 @@ LONG = ChaosOptions(
     families=200,
     rate=25.0,
     faults=FAULTS,
+    events_per_family=15,
     worker_kills=10,
     sigterms=10,
     broker_kills=4,
@@ -154,7 +158,9 @@ def _population(run_dir: Path, options: ChaosOptions, settings: Settings) -> lis
 def _plan(fault: str, run: _Run) -> _Plan:
     o, window = run.options, run.publish_s
     plan = _Plan()
-    if fault == "kill9":
+    if fault == "control":
+        pass
+    elif fault == "kill9":
         for t in fault_times(o.seed + 1, o.worker_kills, window, 2.0):
             plan.actions.append(
                 (t, "worker kill -9", lambda s: s.signal_worker(signal.SIGKILL), o.kill_when_ready)
@@ -170,7 +176,9 @@ def _plan(fault: str, run: _Run) -> _Plan:
     elif fault == "smtp-down":
         plan.actions.append((window * 0.3, "SMTP down", lambda s: _smtp_down(s, run), False))
     elif fault == "smtp-550":
-        plan.refuse = frozenset({run.refused_recipient} if run.refused_recipient else ())
+        if run.refused_recipient is None:
+            raise ConfigError("the reference emailed nobody whose agency has an escalation contact")
+        plan.refuse = frozenset({run.refused_recipient})
     elif fault == "hostile":
         plan.hostile = True
     elif fault == "replay":
@@ -250,7 +258,11 @@ def _scenario_settings(run: _Run, name: str, index: int) -> Settings:
 
 
 def run_scenario(run: _Run, fault: str, index: int) -> Observed:
-    plan = _plan(fault, run)
+    try:
+        plan = _plan(fault, run)
+    except ConfigError as exc:
+        run.say(f"{fault}: not run: {exc}")
+        return Observed(fault, (), error=str(exc))
     settings = _scenario_settings(run, fault, index)
     scenario = Scenario(fault, settings, run.workdir / fault, run.say, plan.refuse)
     details: dict[str, object] = {}

@@ -30,6 +30,7 @@ _POLL_S = 0.2
 # A worker that keeps dying on the same message will not stop doing so: after this many
 # exits of its own the scenario gives up, rather than spin until its timeout.
 MAX_UNEXPECTED_EXITS = 5
+_LAG_TIMEOUT_S = 20.0
 
 
 class Scenario:
