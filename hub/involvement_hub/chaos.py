@@ -208,7 +208,7 @@ def _replay(scenario: Scenario, run: _Run) -> None:
     scenario.worker.stop()
     rewound = asyncio.run(chaos_faults.rewind_group(scenario.settings, scenario.settings.app_id))
     scenario.say(f"{scenario.name}: {before} emails; group rewound on {rewound} partitions")
-    scenario.worker.start()
+    scenario.start_worker()
     scenario.wait_ready(READY_TIMEOUT_S)
 
 
@@ -309,7 +309,7 @@ def run_scenario(run: _Run, fault: str, index: int) -> Observed:
     return Observed(
         fault,
         accepted,
-        crashes=len(scenario.unexpected_exits) + chaos_faults.logged_crashes(scenario.log),
+        crashes=scenario.crashes(),
         disruptions=scenario.disruptions,
         refused_recipient=next(iter(plan.refuse), None),
         error=error,

@@ -154,7 +154,17 @@ def start_broker(settings: Settings, log: Path, timeout: float = 120) -> None:
 _CRASHED = re.compile(r"Crashed reason=")
 
 
-def logged_crashes(log: Path) -> int:
+def runs_with_logged_crash(log: Path, starts: list[int]) -> set[int]:
+    """Which worker runs (each from its offset in the shared log) logged a crash.
+
+    One incident logs a line for each service it brings down; counting runs, not lines,
+    counts it once."""
     if not log.exists():
-        return 0
-    return len(_CRASHED.findall(log.read_text(errors="replace")))
+        return set()
+    text = log.read_bytes()
+    ends = [*starts[1:], len(text)]
+    return {
+        i
+        for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+        if _CRASHED.search(text[start:end].decode("utf-8", errors="replace"))
+    }

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from involvement_hub.chaos_faults import runs_with_logged_crash
 from involvement_hub.chaos_report import Accepted
 from involvement_hub.errors import HubError
 from involvement_hub.kafka_admin import group_lag
@@ -51,6 +52,9 @@ class Scenario:
         self.mailbox: Mailbox | None = None
         self.say = say
         self.unexpected_exits: list[int] = []
+        # Where each run of the worker begins in its log, and which runs ended on their own.
+        self.run_starts: list[int] = []
+        self.runs_exited: set[int] = set()
         self.disruptions = 0
         self.kills_of_ready_worker = 0
 
@@ -60,8 +64,16 @@ class Scenario:
 
     def start(self, ready_timeout: float) -> None:
         self.mailbox_up()
-        self.worker.start()
+        self.start_worker()
         self.wait_ready(ready_timeout)
+
+    def start_worker(self) -> None:
+        self.run_starts.append(self.log.stat().st_size if self.log.exists() else 0)
+        self.worker.start()
+
+    def crashes(self) -> int:
+        """Runs of the worker that exited on their own or logged a crash, each once."""
+        return len(self.runs_exited | runs_with_logged_crash(self.log, self.run_starts))
 
     def close(self) -> None:
         self.worker.stop()
@@ -96,13 +108,14 @@ class Scenario:
         process = self.worker.process
         if process is not None and process.poll() is not None:
             self.unexpected_exits.append(process.returncode)
+            self.runs_exited.add(len(self.run_starts) - 1)
             if len(self.unexpected_exits) >= MAX_UNEXPECTED_EXITS:
                 self.worker.process = None
                 raise HubError(
                     f"crash loop: the worker exited on its own {MAX_UNEXPECTED_EXITS} times"
                 )
             self.say(f"{self.name}: the worker exited on its own ({process.returncode}); restarted")
-            self.worker.start()
+            self.start_worker()
 
     def idle(self, seconds: float) -> None:
         until = time.monotonic() + seconds
@@ -134,7 +147,7 @@ class Scenario:
             process.wait()
             self.say(f"{self.name}: the worker ignored {sig.name} for 60 s; killed")
         self.disruptions += 1
-        self.worker.start()
+        self.start_worker()
 
     # -- quiescence -----------------------------------------------------------------------
 
