@@ -294,7 +294,9 @@ def run_scenario(run: _Run, fault: str, index: int) -> Observed:
         run.say(f"{fault}: FAILED: {error}")
     finally:
         scenario.close()
+        outcomes: dict[str, str] = {}
         try:
+            outcomes = asyncio.run(chaos_faults.last_outcomes(settings))
             asyncio.run(chaos_faults.delete_topics(settings))
         except Exception as exc:  # leftovers cost only broker space; say so and go on
             run.say(f"{fault}: could not delete its topics ({type(exc).__name__})")
@@ -314,6 +316,7 @@ def run_scenario(run: _Run, fault: str, index: int) -> Observed:
         refused_recipient=next(iter(plan.refuse), None),
         error=error,
         details=details,
+        outcomes=outcomes,
     )
 
 

@@ -20,10 +20,14 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from involvement_hub import wire
+from involvement_hub.core.messages import DeliveryOutcome
 from involvement_hub.kafka_client import client_options
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.processes import Child
+from involvement_hub.queries import read_all
 from involvement_hub.settings import Settings
+from involvement_hub.topics import TopicNames
 
 Progress = Callable[[str], None]
 
@@ -104,6 +108,16 @@ async def rewind_group(settings: Settings, group: str) -> int:
     finally:
         await consumer.stop()
     return len(partitions)
+
+
+async def last_outcomes(settings: Settings) -> dict[str, str]:
+    """Each alert's last delivery status on ``hub.delivery`` (an alert's outcomes share a
+    partition, so the last one read is the last one written)."""
+    last: dict[str, str] = {}
+    for record in await read_all(settings, TopicNames.from_settings(settings).delivery):
+        outcome = wire.loads(DeliveryOutcome, record.value)
+        last[outcome.alert_id] = outcome.status
+    return last
 
 
 async def delete_topics(settings: Settings) -> int:

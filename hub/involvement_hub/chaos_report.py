@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from involvement_hub.core.delivery_plan import Contact, derived_id
+
+NOT_ROUTED = "NOT ROUTED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class Observed:
     refused_recipient: str | None = None
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # alert id -> its last status on hub.delivery: why an email is missing.
+    outcomes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class Row:
     error: str | None = None
     missing_ids: tuple[str, ...] = ()
     extra_ids: tuple[str, ...] = ()
+    # Missing emails by their alert's last delivery status; NOT ROUTED: no outcome at all.
+    missing_by_status: dict[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -117,6 +123,9 @@ def compare(reference: Sequence[Accepted], run: Observed, connections: int) -> R
         error=run.error,
         missing_ids=tuple(missing),
         extra_ids=tuple(extra),
+        missing_by_status=dict(
+            Counter(run.outcomes.get(_alert_id(m), NOT_ROUTED) for m in missing).most_common()
+        ),
         details=dict(run.details),
     )
 
@@ -126,7 +135,7 @@ def reference_row(reference: Observed) -> Row:
     return compare(reference.accepted, reference, connections=0)
 
 
-def markdown_table(rows: Iterable[Row]) -> str:
+def markdown_table(rows: Sequence[Row]) -> str:
     lines = [
         "| fault | reference | received | missing | duplicates (bound) | extra | crashes "
         "| refused -> escalated | result |",
@@ -142,6 +151,13 @@ def markdown_table(rows: Iterable[Row]) -> str:
             f"| {r.duplicates} ({r.duplicate_bound}) | {r.extra} | {r.crashes} "
             f"| {refused} | {result} |"
         )
+    why = [
+        f"- {r.fault}: " + ", ".join(f"{n} {status}" for status, n in r.missing_by_status.items())
+        for r in rows
+        if r.missing_by_status
+    ]
+    if why:
+        lines += ["", "Missing emails by their alert's last status on hub.delivery:", *why]
     return "\n".join(lines)
 
 

@@ -127,3 +127,11 @@ def test_the_refused_recipient_is_the_busiest_who_can_be_escalated() -> None:
     # B has more emails, but no escalation contact shares its mail domain.
     assert pick_refused_recipient(reference, contacts) == A
     assert pick_refused_recipient(reference, ()) is None
+
+
+def test_missing_emails_are_explained_by_their_alerts_last_delivery_status() -> None:
+    outcomes = {mid(2).strip("<>").partition("@")[0]: "EXPIRED"}
+    run = Observed("kill9", REFERENCE[:1], outcomes=outcomes)
+    row = compare(REFERENCE, run, connections=4)
+    assert row.missing_by_status == {"EXPIRED": 1, "NOT ROUTED": 1}
+    assert "- kill9: 1 EXPIRED, 1 NOT ROUTED" in markdown_table([row])
