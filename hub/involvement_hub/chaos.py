@@ -64,7 +64,9 @@ from involvement_hub.topics import TopicNames
 Progress = Callable[[str], None]
 Item = tuple[str, bytes, bytes]
 FAULTS = ("control", "kill9", "sigterm", "broker", "smtp-down", "smtp-550", "hostile", "replay")
-READY_TIMEOUT_S = 180.0  # a restart after kill -9 waits out the dead member's session (~60 s)
+SHORT_FAULTS = ("control", "kill9", "sigterm", "hostile", "replay")
+READY_TIMEOUT_S = 180.0
+_KILL_CYCLE_S = 75.0  # a restart after kill -9 waits out the dead member's session (~60 s)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class ChaosOptions:
     events_per_family: int = 10
     seed: int = 1
     rate: float = 15.0  # records per second: steady, so faults land mid-stream
-    faults: tuple[str, ...] = ("kill9", "sigterm", "hostile", "replay")
+    faults: tuple[str, ...] = SHORT_FAULTS
     worker_kills: int = 3
     sigterms: int = 1
     broker_kills: int = 0
@@ -83,7 +85,7 @@ class ChaosOptions:
     # Long mode waits for the restarted worker to consume before the next kill -9, so every
     # kill hits a working worker; short mode kills at the drawn moments whatever the state.
     kill_when_ready: bool = False
-    parallel: int = 4
+    parallel: int = 5
     # From the end of publishing: a kill -9 alone costs a minute (the dead member's session).
     quiet_timeout_s: float = 150.0
     port_base: int | None = None
@@ -112,6 +114,7 @@ class _Plan:
     after: list[Callable[[Scenario], None]] = field(default_factory=list)
     hostile: bool = False
     refuse: frozenset[str] = frozenset()
+    rate: float | None = None  # records per second, if not the run's
 
 
 @dataclass
@@ -161,6 +164,11 @@ def _plan(fault: str, run: _Run) -> _Plan:
     if fault == "control":
         pass
     elif fault == "kill9":
+        if o.kill_when_ready and o.worker_kills:
+            # Each kill -9 costs the dead member's session (about a minute) before the next
+            # worker consumes: publish slowly enough that every kill lands mid-stream.
+            plan.rate = min(o.rate, len(run.items) / (o.worker_kills * _KILL_CYCLE_S))
+            window = len(run.items) / plan.rate
         for t in fault_times(o.seed + 1, o.worker_kills, window, 2.0):
             plan.actions.append(
                 (t, "worker kill -9", lambda s: s.signal_worker(signal.SIGKILL), o.kill_when_ready)
@@ -233,11 +241,11 @@ async def _publish_hostile(items: list[Item], settings: Settings, run: _Run) -> 
             await chaos_faults.send_hostile(settings, topic, share)
 
 
-def _publish_all(scenario: Scenario, run: _Run, hostile: bool) -> None:
-    if hostile:
+def _publish_all(scenario: Scenario, run: _Run, plan: _Plan) -> None:
+    if plan.hostile:
         asyncio.run(_publish_hostile(run.items, scenario.settings, run))
     else:
-        asyncio.run(publish(run.items, scenario.settings, rate=run.options.rate))
+        asyncio.run(publish(run.items, scenario.settings, rate=plan.rate or run.options.rate))
 
 
 def _scenario_settings(run: _Run, name: str, index: int) -> Settings:
@@ -274,12 +282,12 @@ def run_scenario(run: _Run, fault: str, index: int) -> Observed:
             f"{fault}: worker ready; publishing {len(run.items)} records at {run.options.rate}/s"
         )
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            publishing = pool.submit(_publish_all, scenario, run, plan.hostile)
+            publishing = pool.submit(_publish_all, scenario, run, plan)
             t0 = time.monotonic()
             for at, what, apply, needs_ready in sorted(plan.actions, key=lambda a: a[0]):
                 scenario.idle(t0 + at - time.monotonic())
                 if needs_ready:
-                    scenario.wait_ready(READY_TIMEOUT_S)
+                    scenario.wait_consuming(READY_TIMEOUT_S)
                 run.say(f"{fault}: {what} at {time.monotonic() - t0:.0f} s")
                 apply(scenario)
             while not publishing.done():
@@ -366,7 +374,7 @@ def run_chaos(settings: Settings, options: ChaosOptions, progress: Progress) -> 
 def _finish(rows: list[Row], options: ChaosOptions, workdir: Path, say: Progress) -> list[Row]:
     out = options.json_path or workdir / "chaos.json"
     document = {
-        "options": {k: str(v) for k, v in asdict(options).items()},
+        "options": asdict(options),
         "rows": [r.as_json() for r in rows],
         "met": all(r.met for r in rows),
     }

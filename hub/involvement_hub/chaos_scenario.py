@@ -132,6 +132,23 @@ class Scenario:
             time.sleep(_POLL_S)
         raise HubError(f"{self.name}: the worker was not ready within {timeout:.0f} s")
 
+    def wait_consuming(self, timeout: float) -> None:
+        """Until this run of the worker has consumed an event (or nothing is left to).
+
+        /readyz alone is not enough: after a kill -9 a new worker can say ready while the
+        group still waits out the dead member's session and nothing moves."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.wait_ready(max(deadline - time.monotonic(), 1.0))
+            try:
+                consumed = metric_total(self.worker.metrics(), "hub_events_consumed_total")
+            except OSError:
+                consumed = 0.0
+            if consumed > 0 or self._lag() == 0:
+                return
+            self.idle(1.0)
+        raise HubError(f"{self.name}: the worker consumed nothing within {timeout:.0f} s")
+
     def signal_worker(self, sig: signal.Signals) -> None:
         """Send ``sig`` to the worker, wait for it to go, start a new one at once."""
         self.supervise()

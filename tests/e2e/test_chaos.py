@@ -19,7 +19,7 @@ from conftest import REPO
 
 # Flip to True when the hub survives every short-mode fault; see the module docstring.
 REQUIRE_CHAOS_TARGETS = False
-SHORT_FAULTS = ("kill9", "sigterm", "hostile", "replay")
+SHORT_FAULTS = ("control", "kill9", "sigterm", "hostile", "replay")
 
 
 @pytest.mark.timeout(900)
