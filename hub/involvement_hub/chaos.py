@@ -126,7 +126,6 @@ class _Run:
     tag: str
     say: Progress
     refused_recipient: str | None = None
-    ports: list[int] = field(default_factory=list)
 
     @property
     def publish_s(self) -> float:
@@ -143,14 +142,16 @@ def validate(options: ChaosOptions, settings: Settings) -> None:
         raise ConfigError("--families, the rate and --parallel must be positive")
 
 
-def _population(run_dir: Path, options: ChaosOptions, settings: Settings) -> list[Item]:
+def _population(
+    run_dir: Path, options: ChaosOptions, settings: Settings, say: Progress
+) -> list[Item]:
     """Written once as JSON Lines, then read back as ``hub publish`` would read it."""
     path = run_dir / "population.jsonl"
     start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     population = Population(options.families, seed=options.seed)
     events = options.families * options.events_per_family
     with path.open("w", encoding="utf-8") as out:
-        write_jsonl(records(population, events=events, setup=True, start=start), out, print)
+        write_jsonl(records(population, events=events, setup=True, start=start), out, say)
     prepared = prepare_file(path, load_config(settings).registry, settings.agencies)
     bad = [p for p in prepared if not isinstance(p, Prepared)]
     if bad:
@@ -278,9 +279,8 @@ def run_scenario(run: _Run, fault: str, index: int) -> Observed:
     started = time.monotonic()
     try:
         scenario.start(READY_TIMEOUT_S)
-        run.say(
-            f"{fault}: worker ready; publishing {len(run.items)} records at {run.options.rate}/s"
-        )
+        rate = plan.rate or run.options.rate
+        run.say(f"{fault}: worker ready; publishing {len(run.items)} records at {rate:.1f}/s")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             publishing = pool.submit(_publish_all, scenario, run, plan)
             t0 = time.monotonic()
@@ -342,7 +342,7 @@ def run_chaos(settings: Settings, options: ChaosOptions, progress: Progress) -> 
         chaos_faults.start_broker(settings, workdir / "broker-start.log")
         started_kafka = True
     try:
-        items = _population(workdir, options, settings)
+        items = _population(workdir, options, settings, say)
         run = _Run(settings, options, items, workdir, tag, say)
         say(
             f"chaos {options.mode} {tag}: {options.families} families, {len(items)} records, "
