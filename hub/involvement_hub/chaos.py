@@ -312,6 +312,7 @@ def run_scenario(run: _Run, fault: str, index: int) -> Observed:
         seconds=round(time.monotonic() - started, 1),
         exit_codes=scenario.unexpected_exits,
         kills_of_ready_worker=scenario.kills_of_ready_worker,
+        log_errors=chaos_faults.logged_errors(scenario.log),
         log=str(scenario.log),
     )
     accepted = scenario.accepted()

@@ -182,3 +182,20 @@ def runs_with_logged_crash(log: Path, starts: list[int]) -> set[int]:
         for i, (start, end) in enumerate(zip(starts, ends, strict=True))
         if _CRASHED.search(text[start:end].decode("utf-8", errors="replace"))
     }
+
+
+_LEVEL = re.compile(r"\[(ERROR|CRITICAL)\] (.*)")
+
+
+def logged_errors(log: Path, limit: int = 12) -> list[str]:
+    """The distinct ERROR and CRITICAL lines of a worker's log (no timestamps, pids or
+    offsets, so one cause repeated is one line), for the JSON report."""
+    if not log.exists():
+        return []
+    seen: dict[str, None] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        found = _LEVEL.search(line)
+        if found:
+            text = re.sub(r"\[\d+\]@\d+|\bpid \d+", "", found.group(0))[:300]
+            seen.setdefault(text, None)
+    return list(seen)[:limit]
