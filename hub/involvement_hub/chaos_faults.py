@@ -196,6 +196,8 @@ def logged_errors(log: Path, limit: int = 12) -> list[str]:
     for line in log.read_text(errors="replace").splitlines():
         found = _LEVEL.search(line)
         if found:
-            text = re.sub(r"\[\d+\]@\d+|\bpid \d+", "", found.group(0))[:300]
+            text = re.sub(
+                r"\[\d+\]@\d+|\bpid \d+|\(\d+@0x[0-9a-f]+\)|0x[0-9a-f]+", "", found.group(0)
+            )[:300]
             seen.setdefault(text, None)
     return list(seen)[:limit]
