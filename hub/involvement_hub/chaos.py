@@ -233,9 +233,8 @@ async def _publish_hostile(items: list[Item], settings: Settings, run: _Run) -> 
     hostile = chaos_faults.hostile_records(items[0][2], run.options.seed)
     names = TopicNames.from_settings(settings)
     for i, codec in enumerate(codecs):
-        await publish(
-            items[i * size : (i + 1) * size], settings, rate=run.options.rate, compression=codec
-        )
+        part = items[i * size : (i + 1) * size]
+        await publish(part, settings, rate=run.options.rate, compression=codec)
         share = hostile[i :: len(codecs)]
         if share:
             topic = names.ingest(settings.agencies[i % len(settings.agencies)])
@@ -246,7 +245,9 @@ def _publish_all(scenario: Scenario, run: _Run, plan: _Plan) -> None:
     if plan.hostile:
         asyncio.run(_publish_hostile(run.items, scenario.settings, run))
     else:
-        asyncio.run(publish(run.items, scenario.settings, rate=plan.rate or run.options.rate))
+        rate = plan.rate or run.options.rate
+        agencies = sorted({agency for agency, _, _ in run.items})
+        asyncio.run(publish(run.items, scenario.settings, rate=rate, agencies=agencies))
 
 
 def _scenario_settings(run: _Run, name: str, index: int) -> Settings:
