@@ -158,7 +158,26 @@ def markdown_table(rows: Sequence[Row]) -> str:
     ]
     if why:
         lines += ["", "Missing emails by their alert's last status on hub.delivery:", *why]
+    noise = noise_lines(rows)
+    if noise:
+        lines += ["", "Differences the fault-free control run shares (timing, not the fault):"]
+        lines += noise
     return "\n".join(lines)
+
+
+def noise_lines(rows: Sequence[Row]) -> list[str]:
+    """For each faulty run, how many of its missing and extra emails the control run has
+    too: those differ from the reference without any fault, so the fault did not cause them."""
+    control = next((r for r in rows if r.fault == "control"), None)
+    if control is None or not (control.missing_ids or control.extra_ids):
+        return []
+    missing, extra = set(control.missing_ids), set(control.extra_ids)
+    return [
+        f"- {r.fault}: {len(missing.intersection(r.missing_ids))} of {r.missing} missing, "
+        f"{len(extra.intersection(r.extra_ids))} of {r.extra} extra"
+        for r in rows
+        if r.fault not in ("reference", "control") and (r.missing or r.extra)
+    ]
 
 
 def fault_times(seed: int, count: int, window_s: float, min_gap_s: float) -> tuple[float, ...]:

@@ -135,3 +135,13 @@ def test_missing_emails_are_explained_by_their_alerts_last_delivery_status() -> 
     row = compare(REFERENCE, run, connections=4)
     assert row.missing_by_status == {"EXPIRED": 1, "NOT ROUTED": 1}
     assert "- kill9: 1 EXPIRED, 1 NOT ROUTED" in markdown_table([row])
+
+
+def test_differences_the_control_run_shares_are_set_apart_as_noise() -> None:
+    control = compare(REFERENCE, Observed("control", (*REFERENCE[1:], Accepted(mid(8), A))), 4)
+    kill = compare(
+        REFERENCE, Observed("kill9", (REFERENCE[2], Accepted(mid(8), A), Accepted(mid(9), A))), 4
+    )
+    text = markdown_table([control, kill])
+    assert "- kill9: 1 of 2 missing, 1 of 2 extra" in text
+    assert "control run shares" not in markdown_table([kill])
