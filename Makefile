@@ -11,13 +11,16 @@ STAMP  := $(VENV)/.installed
 PROMETHEUS := .hub/prometheus
 PROMTOOL   := $(PROMETHEUS)/usr/bin/promtool
 
-.PHONY: help venv lint format typecheck test test-unit test-integration test-e2e demo bench \
+.PHONY: help venv lint format typecheck test test-unit test-integration test-e2e demo bench chaos \
+        chaos-short \
         prometheus lint-rules kafka-start kafka-stop kafka-status clean
 
 help:
 	@echo "make demo        run the hub on a local Kafka broker; alerts land in .hub/mailbox/"
 	@echo "make test        lint, type-check and run every test tier against a real broker"
 	@echo "make test-unit   only the pure unit tests (no broker, seconds)"
+	@echo "make chaos       the fault harness, long mode (every fault, 200 families: about an hour)"
+	@echo "make chaos-short the fault harness as CI runs it (a few minutes)"
 	@echo "make lint        ruff check and ruff format --check"
 	@echo "make typecheck   mypy --strict on the hub and the producer library"
 	@echo "make lint-rules  promtool: check the Prometheus config and rules, run the rules' unit tests"
@@ -77,6 +80,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/hub bench
+
+chaos: $(STAMP)
+	$(BIN)/hub chaos --long
+
+chaos-short: $(STAMP)
+	$(BIN)/hub chaos --short
 
 kafka-start: $(STAMP)
 	$(BIN)/hub kafka start

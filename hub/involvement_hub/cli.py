@@ -262,6 +262,24 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _chaos(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.chaos import options_for, run_chaos, table
+
+    faults = tuple(f for f in args.faults.split(",") if f) if args.faults else None
+    options = options_for(
+        "long" if args.long else "short",
+        families=args.families,
+        seed=args.seed,
+        faults=faults,
+        json_path=args.json,
+        port_base=args.port_base,
+        parallel=args.parallel,
+    )
+    rows = run_chaos(settings, options, progress=_say)
+    print(table(rows))
+    return EXIT_OK if all(r.met for r in rows) else EXIT_PARTIAL
+
+
 def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
     from involvement_hub import quarantine
     from involvement_hub.topics import TopicNames
@@ -399,6 +417,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=20_000,
         help="persons in the large-state run (1000000 for the full measure)",
     )
+    chaos = add(
+        "chaos",
+        _chaos,
+        "the fault harness: a seeded population, a fault-free reference, then each fault; "
+        "prints missing, duplicate and extra emails per fault (exit 0: every target met)",
+    )
+    length = chaos.add_mutually_exclusive_group()
+    length.add_argument("--short", action="store_true", help="the CI run (default): minutes")
+    length.add_argument("--long", action="store_true", help="every fault, 200 families: an hour")
+    chaos.add_argument("--families", type=int, help="population size (short 20, long 200)")
+    chaos.add_argument("--seed", type=int, help="seed of the population and the fault moments")
+    chaos.add_argument(
+        "--faults",
+        metavar="A,B,C",
+        help="only these: kill9, sigterm, broker, smtp-down, smtp-550, hostile, replay",
+    )
+    chaos.add_argument("--json", type=Path, help="also write the results here as JSON")
+    chaos.add_argument(
+        "--port-base",
+        type=int,
+        help="metrics and SMTP ports from here, two per scenario (default: free ports)",
+    )
+    chaos.add_argument("--parallel", type=int, help="scenarios run side by side")
     demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
     demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
     demo.add_argument(

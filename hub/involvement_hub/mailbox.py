@@ -3,8 +3,9 @@
 The demo and the tests send alerts to it through the same SMTP client production uses.
 Each accepted message is written atomically to ``<folder>/<received-ms>-<n>.eml``, with the
 envelope recipients in an ``X-Mailbox-Rcpt-To`` header added on top, and only then
-acknowledged with 250: a message the hub believes delivered is always on disk. This is the
-only module that imports aiosmtpd.
+acknowledged with 250: a message the hub believes delivered is always on disk. A mailbox
+can also refuse some recipients with 550 at RCPT (the fault harness's "mail server refuses
+one practitioner"). This is the only module that imports aiosmtpd.
 """
 
 from __future__ import annotations
@@ -27,12 +28,23 @@ RCPT_HEADER = "X-Mailbox-Rcpt-To"
 
 
 class MailboxHandler:
-    """aiosmtpd handler writing every message to ``folder``."""
+    """aiosmtpd handler writing every message to ``folder``; ``refuse``d addresses get 550."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, refuse: frozenset[str] = frozenset()) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.refuse = frozenset(a.lower() for a in refuse)
         self._counter = itertools.count()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        # A permanent refusal of one mailbox, as a real server says "no such user": the
+        # client must escalate rather than retry.
+        if address.lower() in self.refuse:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         stamp = time.time_ns() // 1_000_000
@@ -71,10 +83,11 @@ class Mailbox:
         tls_context: ssl.SSLContext | None = None,
         require_starttls: bool = False,
         discard: bool = False,
+        refuse: frozenset[str] = frozenset(),
     ) -> None:
         self.folder = folder
         self.handler: MailboxHandler | DiscardHandler = (
-            DiscardHandler() if discard else MailboxHandler(folder)
+            DiscardHandler() if discard else MailboxHandler(folder, refuse)
         )
         self._controller = Controller(
             self.handler,

@@ -82,26 +82,40 @@ async def publish(
     rate: float = 0.0,
     progress: Progress = lambda _: None,
     on_sent: Callable[[str, float], None] | None = None,
+    compression: str | None = None,
+    agencies: Iterable[str] = (),
 ) -> int:
-    """Publish pre-encoded records through one idempotent publisher per agency."""
+    """Publish pre-encoded records through one idempotent publisher per agency.
+
+    ``compression`` is the producers' ``compression_type`` (gzip, snappy, lz4, zstd).
+    Publishers for ``agencies`` start before the first record, the others at their agency's
+    first record: a started producer rides out a broker restart, one starting then fails."""
     publishers: dict[str, AgencyPublisher] = {}
     pacer = Pacer(rate)
     futures: list[asyncio.Future[Any]] = []
     sent = 0
     last_report = time.monotonic()
+
+    async def publisher_for(agency: str) -> AgencyPublisher:
+        publisher = publishers.get(agency)
+        if publisher is None:
+            publisher = AgencyPublisher(
+                settings.bootstrap,
+                agency,
+                topic_prefix=settings.topic_prefix,
+                **agency_options(settings),
+                linger_ms=5,
+                compression_type=compression,
+            )
+            await publisher.start()
+            publishers[agency] = publisher
+        return publisher
+
     try:
+        for agency in agencies:
+            await publisher_for(agency)
         for agency, key, value in items:
-            publisher = publishers.get(agency)
-            if publisher is None:
-                publisher = AgencyPublisher(
-                    settings.bootstrap,
-                    agency,
-                    topic_prefix=settings.topic_prefix,
-                    **agency_options(settings),
-                    linger_ms=5,
-                )
-                await publisher.start()
-                publishers[agency] = publisher
+            publisher = await publisher_for(agency)
             futures.append(await publisher.send_encoded(value, key))
             sent += 1
             if on_sent is not None:
