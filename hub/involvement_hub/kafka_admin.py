@@ -45,7 +45,10 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
     short = {"retention.ms": str(7 * _DAY_MS), **_HUB_MESSAGES}
     month = {"retention.ms": str(30 * _DAY_MS)}
     forever = {"retention.ms": "-1", **_HUB_MESSAGES}
-    specs = [TopicSpec(t, n, month) for t in names.all_ingest]
+    # The hub's order is the order records reached Kafka: the broker stamps each ingest
+    # record as it appends it, whatever time the agency's producer put on it.
+    ingest = {**month, "message.timestamp.type": "LogAppendTime"}
+    specs = [TopicSpec(t, n, ingest) for t in names.all_ingest]
     specs += [
         TopicSpec(names.quarantine, 1, {**month, **_HUB_MESSAGES}),
         TopicSpec(names.identity, 1, {**month, **_HUB_MESSAGES}),

@@ -39,7 +39,18 @@ class StewardDecision:
     decided_at: dt.datetime
 
 
-IdentityMessage = ToResolve | StewardDecision
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """ingest -> the ordered stage: every record of these ``partitions`` appended at or
+    before ``through`` has been forwarded (or quarantined) already. Lets the ordered stage
+    take records in the order they reached Kafka, whichever partition a worker read first.
+    """
+
+    partitions: tuple[str, ...]  # "<ingest topic>/<partition>"
+    through: dt.datetime
+
+
+IdentityMessage = ToResolve | StewardDecision | Watermark
 
 
 # -- to a person's partition (hub.person, keyed by hub person id) ---------------------

@@ -40,6 +40,7 @@ from .messages import (
     PersonMessage,
     StewardDecision,
     ToResolve,
+    Watermark,
 )
 from .person_stage import Context, on_person_message
 from .resolver import IdentityLogRecord, ResolverTables, on_identity_message
@@ -110,6 +111,12 @@ class World:
     # ingest partition -> the highest offset of it already taken in: the ingest stage is
     # at-least-once, and a record it forwarded twice must count once, at its first place.
     sources: MutableMapping[str, int]
+    # The reorder buffer (see :func:`release`): per ingest partition, how far its records
+    # are known (ISO time), its queue's [head, next] sequence numbers, and the records
+    # waiting, by "<partition>/<sequence>".
+    frontiers: MutableMapping[str, str]
+    queues: MutableMapping[str, list[int]]
+    waiting: MutableMapping[str, ToResolve]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +125,9 @@ class Settings:
 
     context: Context  # its ``now`` is replaced by each message's own time
     secret: bytes
+    # Every ingest partition ("<topic>/<partition>"): records that name one are taken in the
+    # order they reached Kafka across all of them. Empty: in the order they arrive here.
+    ingest_partitions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +146,7 @@ class StepResult:
     rejected: list[InvalidIdentifier] = field(default_factory=list)
 
 
-def message_time(message: IdentityMessage) -> dt.datetime:
+def message_time(message: ToResolve | StewardDecision) -> dt.datetime:
     """The hub's time for a message: when the agency's record reached Kafka, or the
     steward decided. Never the clock of the worker processing it, so a replay next week
     routes with the same grace periods and retention as the first pass."""
@@ -146,9 +156,46 @@ def message_time(message: IdentityMessage) -> dt.datetime:
 
 
 def step(message: IdentityMessage, world: World, settings: Settings) -> StepResult:
-    """Resolve, apply, fan out and route one message; the world's mappings are updated."""
-    if _seen_before(message, world.sources):
-        return StepResult(Outputs())
+    """Take one message of the identity topic in; decide every record it lets go.
+
+    A record from an ingest partition waits in the reorder buffer until every ingest
+    partition is known past its time; a watermark moves a partition's frontier. Either may
+    release records, in the order they reached Kafka (time, partition, offset), and each is
+    decided in turn. A steward decision, or a record that names no partition, is decided at
+    once.
+    """
+    result = StepResult(Outputs())
+    released: list[ToResolve | StewardDecision]
+    if isinstance(message, Watermark):
+        for partition in message.partitions:
+            _advance(world, partition, message.through)
+        released = list(release(world, settings))
+    elif isinstance(message, ToResolve) and message.source is not None:
+        if _seen_before(message, world.sources):
+            return result
+        if message.source[0] not in settings.ingest_partitions:
+            released = [message]  # not a partition the order covers: as it comes
+        else:
+            _enqueue(world, message)
+            released = list(release(world, settings))
+    else:
+        released = [message]
+    alerts: list[Alert] = []
+    audit: list[DisclosureRecord] = []
+    log: list[IdentityLogRecord] = []
+    for record in released:
+        decided = decide(record, world, settings)
+        alerts.extend(decided.outputs.alerts)
+        audit.extend(decided.outputs.audit)
+        log.extend(decided.outputs.identity_log)
+        result.decisions.extend(decided.decisions)
+        result.rejected.extend(decided.rejected)
+    result.outputs = Outputs(tuple(alerts), tuple(audit), tuple(log))
+    return result
+
+
+def decide(message: ToResolve | StewardDecision, world: World, settings: Settings) -> StepResult:
+    """Resolve, apply, fan out and route one record; the world's mappings are updated."""
     now = message_time(message)
     ctx = Context(settings.context.policy, settings.context.rules, settings.context.retention, now)
     resolved = on_identity_message(message, world.identity, settings.secret, now)
@@ -202,8 +249,68 @@ def step(message: IdentityMessage, world: World, settings: Settings) -> StepResu
     return result
 
 
-def _seen_before(message: IdentityMessage, sources: MutableMapping[str, int]) -> bool:
-    if not isinstance(message, ToResolve) or message.source is None:
+# -- the reorder buffer: records in the order they reached Kafka ------------------------
+
+
+def _order_key(record: ToResolve) -> tuple[str, str, int]:
+    assert record.source is not None
+    return (_iso(record.ingested_at), record.source[0], record.source[1])
+
+
+def _iso(at: dt.datetime) -> str:
+    # Fixed width, UTC: ISO strings compare as the times they name.
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _advance(world: World, partition: str, through: dt.datetime) -> None:
+    known = world.frontiers.get(partition)
+    if known is None or _iso(through) > known:
+        world.frontiers[partition] = _iso(through)
+
+
+def _enqueue(world: World, record: ToResolve) -> None:
+    assert record.source is not None
+    partition = record.source[0]
+    head, after = world.queues.get(partition, [0, 0])
+    world.waiting[f"{partition}/{after}"] = record
+    world.queues[partition] = [head, after + 1]
+    # Records of one partition arrive in offset order: none earlier than this one is left.
+    _advance(world, partition, record.ingested_at)
+
+
+def release(world: World, settings: Settings) -> list[ToResolve]:
+    """The waiting records every partition is known past, in the order they reached Kafka.
+
+    A partition's frontier is the time of the last record taken in from it, or of its last
+    watermark, whichever is later. A record is let go once its time is before every
+    partition's frontier: no record still to come can then be earlier than it.
+    """
+    frontiers = [world.frontiers.get(p) for p in settings.ingest_partitions]
+    if not frontiers or any(f is None for f in frontiers):
+        return []
+    horizon = min(f for f in frontiers if f is not None)
+    out: list[ToResolve] = []
+    while True:
+        best: tuple[tuple[str, str, int], str, ToResolve] | None = None
+        for partition in settings.ingest_partitions:
+            head, after = world.queues.get(partition, (0, 0))
+            if head >= after:
+                continue
+            record = world.waiting[f"{partition}/{head}"]
+            key = _order_key(record)
+            if key[0] < horizon and (best is None or key < best[0]):
+                best = (key, partition, record)
+        if best is None:
+            return out
+        _, partition, record = best
+        head, after = world.queues[partition]
+        del world.waiting[f"{partition}/{head}"]
+        world.queues[partition] = [head + 1, after]
+        out.append(record)
+
+
+def _seen_before(message: ToResolve, sources: MutableMapping[str, int]) -> bool:
+    if message.source is None:
         return False
     partition, offset = message.source
     last = sources.get(partition)
@@ -358,7 +465,7 @@ IDENTITY_PARTS = (
     "identity-decided",
     "identity-rejected",
 )
-PARTS = (*IDENTITY_PARTS, "persons", "households", "sources")
+PARTS = (*IDENTITY_PARTS, "persons", "households", "sources", "frontiers", "queues", "waiting")
 
 
 def part_key(part: str, key: str) -> str:
@@ -381,6 +488,9 @@ def compute_entry(
         views["persons"],
         views["households"],
         views["sources"],
+        views["frontiers"],
+        views["queues"],
+        views["waiting"],
     )
     result = step(message, world, settings)
     writes: list[tuple[str, Any]] = []

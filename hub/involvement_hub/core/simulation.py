@@ -76,6 +76,8 @@ class Simulation:
 
     context: Context
     secret: bytes = b"simulation-key"
+    # The ingest partitions whose records are taken in the order they reached Kafka.
+    ingest_partitions: tuple[str, ...] = ()
     store: Changelog = field(default_factory=Changelog)
     inputs: list[IdentityMessage] = field(default_factory=list)  # the identity topic
     position: int = 0  # the next input to handle
@@ -100,7 +102,7 @@ class Simulation:
     def run(self, until: int | None = None) -> None:
         """Handle inputs up to (not including) ``until``, or all of them."""
         end = len(self.inputs) if until is None else min(until, len(self.inputs))
-        settings = Settings(self.context, self.secret)
+        settings = Settings(self.context, self.secret, self.ingest_partitions)
         while self.position < end:
             position = self.position
             message = self.inputs[position]
@@ -167,7 +169,12 @@ class Simulation:
 # Lists are the only mutable values kept: each reader gets its own copy, as it would from
 # bytes, so an update made in place can never slip past the journal.
 _LISTS = Codec(encode=list, decode=list)
-_CODECS = {"identity-keys-of": _LISTS, "identity-by-birthday": _LISTS, "identity-rejected": _LISTS}
+_CODECS = {
+    "identity-keys-of": _LISTS,
+    "identity-by-birthday": _LISTS,
+    "identity-rejected": _LISTS,
+    "queues": _LISTS,
+}
 
 
 def _some(outputs: Outputs, position: int, keeps: Callable[[int, int], bool]) -> Outputs:

@@ -52,6 +52,7 @@ from involvement_hub.core.messages import (
     IdentityMessage,
     RetryNudge,
     ToResolve,
+    Watermark,
 )
 from involvement_hub.core.ordered import (
     Codec,
@@ -96,6 +97,11 @@ OUTPUT_TOO_LARGE = "output_too_large"
 # recipients (in order for each recipient), over the SMTP connection pool.
 DELIVERY_BATCH = 64
 DELIVERY_BATCH_WAIT_S = 0.02
+# Every so often the ingest side tells the ordered stage how far each partition it reads is
+# known (a Watermark), so records waiting in the reorder buffer can go: this bounds the
+# delay that ordering adds. The margin covers a fetch's age and clock differences.
+WATERMARK_EVERY_S = 1.0
+WATERMARK_MARGIN_S = 2.0
 
 
 @contextlib.contextmanager
@@ -220,9 +226,18 @@ class HubApp:
         self._secret = settings.pseudonym_key.reveal().encode("utf-8")
         self._retention = dt.timedelta(days=settings.involvement_retention_days)
         # The ordered step's context; its time is each message's own, never the clock.
-        self._step_settings = StepSettings(
-            Context(config.policy, config.rules, self._retention, utc_now()), self._secret
+        self._ingest_partitions = tuple(
+            f"{topic}/{p}"
+            for topic in TopicNames.from_settings(settings).all_ingest
+            for p in range(settings.partitions)
         )
+        self._step_settings = StepSettings(
+            Context(config.policy, config.rules, self._retention, utc_now()),
+            self._secret,
+            self._ingest_partitions,
+        )
+        # ingest partition -> the last offset the ingest agent finished with
+        self._ingested: dict[tuple[str, int], int] = {}
         # id -> (the due time nudged for, monotonic time of the nudge)
         self._nudged: dict[str, tuple[dt.datetime, float]] = {}
         # Liveness: when the committed offsets last moved, and whether there is work.
@@ -341,6 +356,7 @@ class HubApp:
         )
         agent(self.alerts_topic, name="delivery", concurrency=1)(self._delivery_agent)
         app.timer(s.delivery_tick_s, name="delivery-tick")(self._tick_safely)
+        app.timer(WATERMARK_EVERY_S, name="watermarks")(self._watermarks_safely)
         self._consumed_topics = frozenset([*names.all_ingest, names.identity, names.alerts])
 
     # -- readiness ----------------------------------------------------------------
@@ -415,6 +431,47 @@ class HubApp:
         return run
 
     async def _ingest(self, event: Any) -> None:
+        try:
+            await self._examine(event)
+        finally:
+            message = event.message
+            self._ingested[(message.topic, message.partition)] = message.offset
+
+    async def _watermarks_safely(self) -> None:
+        try:
+            self._watermarks()
+        except Exception:
+            log.exception("could not send watermarks; trying again at the next tick")
+
+    def _watermarks(self) -> None:
+        """Tell the ordered stage which ingest partitions this worker has read to the end.
+
+        A partition is caught up when the ingest agent has finished its last record (by the
+        high-water mark of the consumer's latest fetch, at most a fetch wait old). Records
+        appended from now on get later broker times; the margin covers the fetch's age and
+        the broker's clock against this one.
+        """
+        if not self.app.started:
+            return
+        consumer: Any = self.app.consumer
+        caught_up: list[str] = []
+        for tp in consumer.assignment():
+            if self.names.agency_of(tp.topic) is None:
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            done = self._ingested.get((tp.topic, tp.partition))
+            if done is None:
+                done = (consumer._committed_offset.get(tp) or 0) - 1
+            if done + 1 >= highwater:
+                caught_up.append(f"{tp.topic}/{tp.partition}")
+        if caught_up:
+            through = self.clock() - dt.timedelta(seconds=WATERMARK_MARGIN_S)
+            mark = Watermark(tuple(sorted(caught_up)), through)
+            self._send(self.identity_topic, None, wire.dumps(mark, IdentityMessage))
+
+    async def _examine(self, event: Any) -> None:
         message = event.message
         agency = self.names.agency_of(message.topic)
         result = examine(
@@ -659,6 +716,9 @@ STATE_CODECS: dict[str, Codec] = {
     "persons": _codec(dataclass_codec(PersonState)),
     "households": _codec(dataclass_codec(HouseholdState)),
     "sources": _codec(json_codec),
+    "frontiers": _codec(str_codec),
+    "queues": _codec(json_codec),
+    "waiting": _codec(dataclass_codec(ToResolve)),
 }
 
 
