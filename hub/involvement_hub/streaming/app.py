@@ -102,6 +102,11 @@ DELIVERY_BATCH_WAIT_S = 0.02
 # delay that ordering adds. The margin covers a fetch's age and clock differences.
 WATERMARK_EVERY_S = 1.0
 WATERMARK_MARGIN_S = 2.0
+# Records forwarded in the last few seconds may be waiting: watermarks every second then.
+# Otherwise one now and then, so that another worker's records are not held up by
+# partitions this worker reads and nobody writes to.
+WATERMARK_ACTIVE_S = 10.0
+WATERMARK_IDLE_EVERY_S = 15.0
 
 
 @contextlib.contextmanager
@@ -238,6 +243,8 @@ class HubApp:
         )
         # ingest partition -> the last offset the ingest agent finished with
         self._ingested: dict[tuple[str, int], int] = {}
+        self._last_ingested_at = 0.0  # monotonic
+        self._last_watermark_at = 0.0
         # id -> (the due time nudged for, monotonic time of the nudge)
         self._nudged: dict[str, tuple[dt.datetime, float]] = {}
         # Liveness: when the committed offsets last moved, and whether there is work.
@@ -436,6 +443,7 @@ class HubApp:
         finally:
             message = event.message
             self._ingested[(message.topic, message.partition)] = message.offset
+            self._last_ingested_at = time.monotonic()
 
     async def _watermarks_safely(self) -> None:
         try:
@@ -451,7 +459,11 @@ class HubApp:
         appended from now on get later broker times; the margin covers the fetch's age and
         the broker's clock against this one.
         """
-        if not self.app.started:
+        mono = time.monotonic()
+        active = mono - self._last_ingested_at < WATERMARK_ACTIVE_S
+        if not self.app.started or (
+            not active and mono - self._last_watermark_at < WATERMARK_IDLE_EVERY_S
+        ):
             return
         consumer: Any = self.app.consumer
         caught_up: list[str] = []
@@ -470,6 +482,7 @@ class HubApp:
             through = self.clock() - dt.timedelta(seconds=WATERMARK_MARGIN_S)
             mark = Watermark(tuple(sorted(caught_up)), through)
             self._send(self.identity_topic, None, wire.dumps(mark, IdentityMessage))
+            self._last_watermark_at = mono
 
     async def _examine(self, event: Any) -> None:
         message = event.message
