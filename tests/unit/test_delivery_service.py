@@ -923,3 +923,14 @@ async def test_no_more_alerts_are_mid_send_than_the_in_flight_limit() -> None:
     release.set()
     await asyncio.gather(*tasks)
     assert most == 2
+
+
+async def test_the_out_of_hours_copy_follows_the_alerts_own_time_not_the_workers() -> None:
+    """Routed at 20:00, delivered after a restart the next morning: still copied to the
+    out-of-hours contact; routed at 10:00 and delivered late at night: not copied."""
+    late = Setup(now=IN_HOURS + dt.timedelta(days=1))
+    result = await late.handle(alert(41, urgency=Urgency.URGENT, at=OUT_OF_HOURS))
+    assert [a.copy_kind for a in result.queue] == ["out_of_hours"]
+    early = Setup(now=OUT_OF_HOURS)
+    result = await early.handle(alert(42, urgency=Urgency.URGENT, at=IN_HOURS))
+    assert result.queue == []

@@ -140,7 +140,11 @@ async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result)
     now = d.clock()
     plan = d.plan()
     copy_to = (
-        out_of_hours_copy(alert, plan, alert.recipient_team, now) if alert.copy_of is None else None
+        # Decided by the alert's own time (when it was routed), not by when this worker
+        # got to it: a restart or a backlog must not change who gets a copy.
+        out_of_hours_copy(alert, plan, alert.recipient_team, alert.created_at)
+        if alert.copy_of is None
+        else None
     )
     if copy_to is not None:
         copy = ob.out_of_hours_alert(alert, copy_to, now)
