@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from involvement_hub.errors import LocalKafkaError
+from involvement_hub.kafka_admin import delete_topics
 from involvement_hub.kafka_probe import broker_answers
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.mailbox import Mailbox
@@ -139,24 +140,7 @@ def hub_settings(kafka_bootstrap: str, tmp_path: Path, test_id: str) -> Iterator
         log_level="warning",
     )
     yield settings
-    asyncio.run(_delete_topics(settings))
-
-
-async def _delete_topics(settings: Settings) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await admin.start()
-    try:
-        mine = [
-            t
-            for t in await admin.list_topics()
-            if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")
-        ]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    asyncio.run(delete_topics(settings))
 
 
 @pytest.fixture

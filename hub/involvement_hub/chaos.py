@@ -54,6 +54,7 @@ from involvement_hub.chaos_scenario import Scenario
 from involvement_hub.config import load_config
 from involvement_hub.delivery.settings_files import load_plan
 from involvement_hub.errors import ConfigError
+from involvement_hub.kafka_admin import delete_topics
 from involvement_hub.localkafka import LocalKafka
 from involvement_hub.population import Population
 from involvement_hub.processes import free_port
@@ -307,7 +308,7 @@ def run_scenario(run: _Run, fault: str, index: int) -> Observed:
         outcomes: dict[str, str] = {}
         try:
             outcomes = asyncio.run(chaos_faults.last_outcomes(settings))
-            asyncio.run(chaos_faults.delete_topics(settings))
+            asyncio.run(delete_topics(settings))
         except Exception as exc:  # leftovers cost only broker space; say so and go on
             run.say(f"{fault}: could not delete its topics ({type(exc).__name__})")
     details.update(

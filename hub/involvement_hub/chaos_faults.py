@@ -120,23 +120,6 @@ async def last_outcomes(settings: Settings) -> dict[str, str]:
     return last
 
 
-async def delete_topics(settings: Settings) -> int:
-    """Delete a scenario's topics and its worker's changelogs, keeping the broker small."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        mine = [
-            t
-            for t in await admin.list_topics()
-            if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")
-        ]
-        if mine:
-            await admin.delete_topics(mine)
-        return len(mine)
-    finally:
-        await admin.close()
-
-
 def kill_broker(settings: Settings) -> int | None:
     """``kill -9`` the local broker; returns its pid, or None if it was not running."""
     pid = LocalKafka(settings).status().pid

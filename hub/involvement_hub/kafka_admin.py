@@ -223,3 +223,20 @@ async def leave_group(settings: Settings, group_id: str, instance_id: str) -> No
 
 
 _UNKNOWN_MEMBER_ID = 25
+
+
+async def delete_topics(settings: Settings) -> int:
+    """Delete a scenario's topics and its worker's changelogs, keeping the broker small."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        mine = [
+            t
+            for t in await admin.list_topics()
+            if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")
+        ]
+        if mine:
+            await admin.delete_topics(mine)
+        return len(mine)
+    finally:
+        await admin.close()
