@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from involvement_hub.core.messages import Watermark
 from involvement_hub.core.model import Event
+from involvement_hub.core.ordered import RELEASE_AT_MOST
 from involvement_hub.core.simulation import Simulation
 
 PARTITIONS = ("ingest.sc/0", "ingest.health/0", "ingest.school/0", "ingest.police/0")
@@ -149,3 +150,32 @@ def test_crashes_while_records_wait_in_the_buffer_change_nothing(
         )
     sim.run()
     assert told(sim) == REFERENCE
+
+
+def test_a_long_backlog_is_decided_a_few_records_a_step_all_in_order() -> None:
+    """Thousands of records can wait after an outage; one step decides at most
+    RELEASE_AT_MOST of them (its journal entry must stay one Kafka message) and asks for
+    another step until none is left."""
+    sw = staff("SW-80", "Alex Morgan", "social-care")
+    hv = staff("HV-80", "Jo Lindqvist", "health", role="health visitor")
+    sim = Simulation(context(NOW), ingest_partitions=PARTITIONS)
+    count = 3 * RELEASE_AT_MOST + 5
+    for n in range(count):
+        child = someone(200 + n, "Sky", f"Testchild{n}", "2019-01-01")
+        at = T0 + dt.timedelta(seconds=n)
+        sim.publish(
+            event(involvement("sc", f"CIN-{n}", child, sw, lead=True, at=1)), at, ("ingest.sc/0", n)
+        )
+        sim.publish(
+            event(involvement("health", f"HV-{n}", child, hv, category="HEALTH", at=1)),
+            at,
+            ("ingest.health/0", n),
+        )
+    for partition in PARTITIONS:
+        sim.decide(Watermark((partition,), T0 + dt.timedelta(hours=1)))
+    sim.run()
+    decided = [h for h in sim.handled if h.outputs.alerts]
+    assert len(sim.persons) == count
+    assert len(sim.alerts) == 2 * count  # each practitioner hears of the other
+    assert len(decided) >= -(-2 * count // RELEASE_AT_MOST)  # no step took more than its share
+    assert sum(h.outputs.more for h in sim.handled) >= 2

@@ -137,6 +137,9 @@ class Outputs:
     alerts: tuple[Alert, ...] = ()
     audit: tuple[DisclosureRecord, ...] = ()
     identity_log: tuple[IdentityLogRecord, ...] = ()
+    # More waiting records could go already: the stage asks itself to go on (a watermark
+    # for no partition), so a long backlog is decided RELEASE_AT_MOST records a step.
+    more: bool = False
 
 
 @dataclass
@@ -190,7 +193,8 @@ def step(message: IdentityMessage, world: World, settings: Settings) -> StepResu
         log.extend(decided.outputs.identity_log)
         result.decisions.extend(decided.decisions)
         result.rejected.extend(decided.rejected)
-    result.outputs = Outputs(tuple(alerts), tuple(audit), tuple(log))
+    more = len(released) >= RELEASE_AT_MOST and bool(release(world, settings, peek=True))
+    result.outputs = Outputs(tuple(alerts), tuple(audit), tuple(log), more)
     return result
 
 
@@ -278,7 +282,13 @@ def _enqueue(world: World, record: ToResolve) -> None:
     _advance(world, partition, record.ingested_at)
 
 
-def release(world: World, settings: Settings) -> list[ToResolve]:
+# A step records every value it writes and everything it sends in one journal entry (one
+# Kafka message, at most 1 MiB): after an outage thousands of records may be waiting, and
+# releasing them all in one step would make an entry no producer takes.
+RELEASE_AT_MOST = 16
+
+
+def release(world: World, settings: Settings, *, peek: bool = False) -> list[ToResolve]:
     """The waiting records every partition is known past, in the order they reached Kafka.
 
     A partition's frontier is the time of the last record taken in from it, or of its last
@@ -290,7 +300,7 @@ def release(world: World, settings: Settings) -> list[ToResolve]:
         return []
     horizon = min(f for f in frontiers if f is not None)
     out: list[ToResolve] = []
-    while True:
+    while len(out) < (1 if peek else RELEASE_AT_MOST):
         best: tuple[tuple[str, str, int], str, ToResolve] | None = None
         for partition in settings.ingest_partitions:
             head, after = world.queues.get(partition, (0, 0))
@@ -303,10 +313,13 @@ def release(world: World, settings: Settings) -> list[ToResolve]:
         if best is None:
             return out
         _, partition, record = best
+        if peek:
+            return [record]
         head, after = world.queues[partition]
         del world.waiting[f"{partition}/{head}"]
         world.queues[partition] = [head + 1, after]
         out.append(record)
+    return out
 
 
 def _seen_before(message: ToResolve, sources: MutableMapping[str, int]) -> bool:
@@ -499,3 +512,8 @@ def compute_entry(
         for key, value in view.writes():
             writes.append((part_key(part, key), None if value is None else codec.encode(value)))
     return JournalEntry(position, tuple(writes), result.outputs), result
+
+
+# The watermark the stage sends itself to go on releasing (``Outputs.more``): it names no
+# partition, so it moves no frontier; it only gives the stage another step.
+GO_ON = Watermark((), dt.datetime(1970, 1, 1, tzinfo=dt.UTC))

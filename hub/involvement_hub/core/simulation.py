@@ -21,6 +21,7 @@ from .household import HouseholdState
 from .messages import IdentityMessage, ToResolve
 from .model import Event
 from .ordered import (
+    GO_ON,
     IDENTITY_PARTS,
     Codec,
     Handled,
@@ -116,6 +117,9 @@ class Simulation:
             outcome = handle(position, self.store, compute)
             self.handled.append(outcome)
             self.sent.append((position, outcome.outputs))
+            if outcome.outputs.more:
+                self.inputs.append(GO_ON)  # as the worker sends it to the identity topic
+                end = len(self.inputs) if until is None else end
             self.position += 1
 
     def crash(self, committed: int, landed: int, keeps: Callable[[int, int], bool]) -> None:

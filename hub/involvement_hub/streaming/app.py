@@ -55,6 +55,7 @@ from involvement_hub.core.messages import (
     Watermark,
 )
 from involvement_hub.core.ordered import (
+    GO_ON,
     Codec,
     JournalEntry,
     Outputs,
@@ -537,6 +538,9 @@ class HubApp:
         if handled.outcome != "computed":
             self.metrics.ordered_replays.labels(handled.outcome).inc()
         self._send_outputs(handled.outputs)
+        if handled.outputs.more:
+            # More waiting records may go: another step, after whatever has arrived since.
+            self.identity_topic.send_soon(value=wire.dumps(GO_ON, IdentityMessage))
 
     def _encoded_outputs(self, outputs: Outputs) -> Iterator[tuple[Any, bytes | None, bytes]]:
         for alert in outputs.alerts:
