@@ -100,7 +100,7 @@ DELIVERY_BATCH = 64
 DELIVERY_BATCH_WAIT_S = 0.02
 # Every so often the ingest side tells the ordered stage how far each partition it reads is
 # known (a Watermark), so records waiting in the reorder buffer can go: this bounds the
-# delay that ordering adds. The margin covers a fetch's age and clock differences.
+# delay that ordering adds. The margin covers the broker's clock against the worker's.
 WATERMARK_EVERY_S = 1.0
 WATERMARK_MARGIN_S = 2.0
 # Records forwarded in the last few seconds may be waiting: watermarks every second then.
@@ -455,10 +455,12 @@ class HubApp:
     def _watermarks(self) -> None:
         """Tell the ordered stage which ingest partitions this worker has read to the end.
 
-        A partition is caught up when the ingest agent has finished its last record (by the
-        high-water mark of the consumer's latest fetch, at most a fetch wait old). Records
-        appended from now on get later broker times; the margin covers the fetch's age and
-        the broker's clock against this one.
+        A partition is caught up when the ingest agent has finished its last record by the
+        high-water mark of the consumer's latest fetch response for it. The broker built
+        that response before the consumer received it, so anything appended since has a
+        later broker time than the moment of receipt: that moment, less a margin for the
+        brokers' clocks against this one, is what the watermark claims. A worker too busy
+        to fetch claims nothing new.
         """
         mono = time.monotonic()
         active = mono - self._last_ingested_at < WATERMARK_ACTIVE_S
@@ -467,20 +469,26 @@ class HubApp:
         ):
             return
         consumer: Any = self.app.consumer
+        kafka_consumer = consumer._thread._ensure_consumer()
         caught_up: list[str] = []
+        polled: list[int] = []
         for tp in consumer.assignment():
             if self.names.agency_of(tp.topic) is None:
                 continue
             highwater = consumer.highwater(tp)
-            if highwater is None:
+            polled_ms = kafka_consumer.last_poll_timestamp(tp)
+            if highwater is None or polled_ms is None:
                 continue
             done = self._ingested.get((tp.topic, tp.partition))
             if done is None:
                 done = (consumer._committed_offset.get(tp) or 0) - 1
             if done + 1 >= highwater:
                 caught_up.append(f"{tp.topic}/{tp.partition}")
+                polled.append(polled_ms)
         if caught_up:
-            through = self.clock() - dt.timedelta(seconds=WATERMARK_MARGIN_S)
+            through = dt.datetime.fromtimestamp(min(polled) / 1000, tz=dt.UTC) - dt.timedelta(
+                seconds=WATERMARK_MARGIN_S
+            )
             mark = Watermark(tuple(sorted(caught_up)), through)
             self._send(self.identity_topic, None, wire.dumps(mark, IdentityMessage))
             self._last_watermark_at = mono
