@@ -236,7 +236,7 @@ async def _publish_hostile(items: list[Item], settings: Settings, run: _Run) -> 
     names = TopicNames.from_settings(settings)
     for i, codec in enumerate(codecs):
         part = items[i * size : (i + 1) * size]
-        await publish(part, settings, rate=run.options.rate, compression=codec)
+        await publish(part, settings, rate=run.options.rate, compression=codec, in_order=True)
         share = hostile[i :: len(codecs)]
         if share:
             topic = names.ingest(settings.agencies[i % len(settings.agencies)])
@@ -249,7 +249,9 @@ def _publish_all(scenario: Scenario, run: _Run, plan: _Plan) -> None:
     else:
         rate = plan.rate or run.options.rate
         agencies = sorted({agency for agency, _, _ in run.items})
-        asyncio.run(publish(run.items, scenario.settings, rate=rate, agencies=agencies))
+        asyncio.run(
+            publish(run.items, scenario.settings, rate=rate, agencies=agencies, in_order=True)
+        )
 
 
 def _scenario_settings(run: _Run, name: str, index: int) -> Settings:

@@ -84,12 +84,16 @@ async def publish(
     on_sent: Callable[[str, float], None] | None = None,
     compression: str | None = None,
     agencies: Iterable[str] = (),
+    in_order: bool = False,
 ) -> int:
     """Publish pre-encoded records through one idempotent publisher per agency.
 
     ``compression`` is the producers' ``compression_type`` (gzip, snappy, lz4, zstd).
     Publishers for ``agencies`` start before the first record, the others at their agency's
-    first record: a started producer rides out a broker restart, one starting then fails."""
+    first record: a started producer rides out a broker restart, one starting then fails.
+    ``in_order``: a record of another agency than the one before waits until the broker
+    has acknowledged everything sent so far, so the records reach Kafka in the order given
+    even across a broker restart (as ``hub publish`` does)."""
     publishers: dict[str, AgencyPublisher] = {}
     pacer = Pacer(rate)
     futures: list[asyncio.Future[Any]] = []
@@ -111,11 +115,16 @@ async def publish(
             publishers[agency] = publisher
         return publisher
 
+    previous: str | None = None
     try:
         for agency in agencies:
             await publisher_for(agency)
         for agency, key, value in items:
             publisher = await publisher_for(agency)
+            if in_order and agency != previous and futures:
+                await asyncio.gather(*futures)
+                futures.clear()
+            previous = agency
             futures.append(await publisher.send_encoded(value, key))
             sent += 1
             if on_sent is not None:
