@@ -107,7 +107,7 @@ WATERMARK_MARGIN_S = 2.0
 # Records forwarded in the last few seconds may be waiting: watermarks every second then.
 # Otherwise one now and then, so that another worker's records are not held up by
 # partitions this worker reads and nobody writes to.
-WATERMARK_ACTIVE_S = 10.0
+WATERMARK_ACTIVE_S = 5.0
 WATERMARK_IDLE_EVERY_S = 15.0
 
 
