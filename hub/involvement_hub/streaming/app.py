@@ -189,49 +189,53 @@ class Acknowledged:
 
     async def recorded(self, key: str) -> None:
         for table in self._tables:
-            delay = self.RETRY_S[0]
-            while (future := table.latest.get(key)) is not None:
-                try:
-                    await future
-                except Exception as exc:  # aiokafka raises several types for a failed send
-                    # Kafka is unreachable: nothing is sent until the record is safe. The
-                    # write is made again (a new send) once the broker may be back.
-                    log.warning(
-                        "outbox record not acknowledged (%s); writing it again in %.1f s",
-                        type(exc).__name__,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.RETRY_S[1])
-                    if table.latest.get(key) is future:
-                        raw = table.get(key)
-                        if raw is None:
-                            del table[key]
-                        else:
-                            table[key] = raw
-                    continue
-                if table.latest.get(key) is future:
-                    del table.latest[key]
-                break
+
+            def write_again(failed: Any, table: TrackedTable = table) -> Any:
+                # Unless a newer write of the key came meanwhile (then wait for that one).
+                if table.latest.get(key) is failed:
+                    raw = table.get(key)
+                    if raw is None:
+                        del table[key]
+                    else:
+                        table[key] = raw
+                return table.latest.get(key)
+
+            done = await self._until_acknowledged(
+                table.latest.get(key), write_again, "outbox record"
+            )
+            if done is not None and table.latest.get(key) is done:
+                del table.latest[key]
 
     async def queued(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
-            delay = self.RETRY_S[0]
-            while True:
-                future = self._alerts_topic.send_soon(
+
+            def send(_failed: Any = None, alert: Alert = alert) -> Any:
+                return self._alerts_topic.send_soon(
                     key=alert.recipient_id.encode(), value=wire.dumps(alert, AlertTopicMessage)
                 )
-                try:
-                    await future
-                    break
-                except Exception as exc:  # as above
-                    log.warning(
-                        "derived alert not acknowledged (%s); sending it again in %.1f s",
-                        type(exc).__name__,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.RETRY_S[1])
+
+            await self._until_acknowledged(send(), send, "derived alert")
+
+    async def _until_acknowledged(self, future: Any, again: Callable[[Any], Any], what: str) -> Any:
+        """Await ``future``; while Kafka refuses it, wait (doubling) and send ``again``.
+        Nothing is sent by mail until the record is safe. Returns the future that was
+        acknowledged (None if there was nothing to wait for)."""
+        delay = self.RETRY_S[0]
+        while future is not None:
+            try:
+                await future
+                return future
+            except Exception as exc:  # aiokafka raises several types for a failed send
+                log.warning(
+                    "%s not acknowledged (%s); sending it again in %.1f s",
+                    what,
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.RETRY_S[1])
+                future = again(future)
+        return None
 
 
 class HubApp:
