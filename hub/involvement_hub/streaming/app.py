@@ -79,6 +79,7 @@ from involvement_hub.metrics import HubMetrics
 from involvement_hub.quarantine_note import UNREADABLE_BATCH, Source, note_for, unreadable_note
 from involvement_hub.settings import Settings
 from involvement_hub.streaming import unreadable
+from involvement_hub.streaming.batches import handle_batch
 from involvement_hub.streaming.outage_log import OutageLog
 from involvement_hub.streaming.tables import (
     Encoded,
@@ -598,21 +599,17 @@ class HubApp:
             topic.send_soon(key=key, value=value)
 
     async def _delivery_agent(self, stream: Any) -> None:
-        async for events in stream.take_events(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
-            by_recipient: dict[bytes, list[Any]] = {}
-            for event in events:
-                by_recipient.setdefault(event.key or b"", []).append(event)
-            await asyncio.gather(
-                *(self._deliver_in_order(group) for group in by_recipient.values())
-            )
+        # noack_take, not take_events: take_events acknowledges a whole batch when a stop
+        # cancels it half-delivered (see streaming/batches.py).
+        async for events in stream.noack_take(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
+            await handle_batch(events, self._deliver_safely, stream.ack)
 
-    async def _deliver_in_order(self, events: list[Any]) -> None:
-        for event in events:
-            with as_current(event):
-                try:
-                    await self._deliver(event)
-                except Exception as exc:
-                    await self._stage_error("delivery", event, exc)
+    async def _deliver_safely(self, event: Any) -> None:
+        with as_current(event):
+            try:
+                await self._deliver(event)
+            except Exception as exc:
+                await self._stage_error("delivery", event, exc)
 
     async def _deliver(self, event: Any) -> None:
         message = wire.loads(AlertTopicMessage, event.value)
