@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
-from involvement_hub.streaming.batches import handle_batch
+from involvement_hub.streaming.batches import handle_and_ack
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ async def test_every_event_is_handled_in_order_per_key_then_acknowledged() -> No
         assert event.n in handled, "acknowledged before it was handled"
         acked.append(event.n)
 
-    await handle_batch(batch(), handle, ack)
+    await handle_and_ack(batch(), handle, ack)
 
     assert sorted(acked) == [0, 1, 2, 3, 4]
     assert handled.index(0) < handled.index(2)
@@ -54,7 +54,7 @@ async def test_a_stop_mid_batch_leaves_the_unhandled_events_unacknowledged() -> 
         if len(acked) == 4:
             others_done.set()
 
-    task = asyncio.create_task(handle_batch(batch(), handle, ack))
+    task = asyncio.create_task(handle_and_ack(batch(), handle, ack))
     await stuck.wait()
     # Let the other recipients' deliveries finish before the stop arrives.
     await others_done.wait()
@@ -77,7 +77,7 @@ async def test_a_stop_before_a_keys_turn_acknowledges_nothing_of_it() -> None:
     async def ack(event: Event) -> None:
         acked.append(event.n)
 
-    task = asyncio.create_task(handle_batch(batch(), handle, ack))
+    task = asyncio.create_task(handle_and_ack(batch(), handle, ack))
     await at_server.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

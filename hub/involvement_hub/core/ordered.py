@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -359,11 +359,17 @@ def journal_key(position: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry(Generic[V]):
-    """One step, recorded before it is applied: its writes (None deletes) and outputs."""
+    """Steps recorded before they are applied: the positions ``position`` to ``last`` of the
+    identity topic, the values they wrote (None deletes) and what they send."""
 
     position: int
     writes: tuple[tuple[str, V | None], ...]
     outputs: Outputs
+    last: int = -1  # -1: the entry is one position, ``position``
+
+    @property
+    def through(self) -> int:
+        return self.position if self.last < 0 else self.last
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,45 +389,80 @@ def handle(
     decode: Any = lambda raw: raw,
     keep: int = JOURNAL_KEEP,
 ) -> Handled:
-    """Apply the step at ``position`` to ``store`` exactly once, whatever came before.
+    """:func:`handle_batch` for one position."""
+
+    def compute_one(_items: Sequence[tuple[int, Any]]) -> tuple[JournalEntry[Any], Any]:
+        entry = compute()
+        return entry, encode(entry)
+
+    (handled,) = handle_batch([(position, None)], store, compute_one, decode=decode, keep=keep)
+    return handled
+
+
+def handle_batch(
+    items: Sequence[tuple[int, Any]],
+    store: MutableMapping[str, Any],
+    compute: Callable[[Sequence[tuple[int, Any]]], tuple[JournalEntry[Any], Any]],
+    *,
+    decode: Any = lambda raw: raw,
+    keep: int = JOURNAL_KEEP,
+) -> list[Handled]:
+    """Apply the steps at ``items``' positions (ascending) to ``store`` exactly once each.
 
     ``store`` is one flat mapping -- one changelog, so its writes reach Kafka in the order
-    they are made: the journal entry first, then the step's writes, then the ``applied``
-    mark. After a crash the changelog holds a prefix of that sequence, and a replay of the
-    position (Kafka is at-least-once) finds one of three things:
+    they are made: a journal entry first, then its steps' writes, then the ``applied`` mark
+    (the last position it covers). An entry covers a run of consecutive positions, so a
+    batch costs three writes besides its state, not three per position. After a crash the
+    changelog holds a prefix of that sequence, and a replay (Kafka is at-least-once, and
+    may group the positions differently) finds, for each position, one of:
 
-    - the mark at or past it: the step is applied; its outputs are sent again if its entry
-      is still kept (they may not have reached Kafka), else nothing is done;
-    - its entry without the mark: some writes may be missing; all are made again from the
-      entry (values, not increments, so this is safe), then the mark, then the outputs;
-    - neither: the step never started; ``compute()`` -- reading the store as it is, which
-      holds exactly the steps before this one -- returns the entry to record and apply.
+    - the mark at or past it, and an entry starting there: the steps are applied; their
+      outputs are sent again (they may not have reached Kafka);
+    - the mark at or past it, no entry starting there: the position was inside an entry
+      handled just before it (whose outputs were sent with it), or inside one committed
+      before (offsets are committed between batches, after a flush), or its entry is no
+      longer kept: nothing is done;
+    - an entry starting there, without the mark: some writes may be missing; all are made
+      again from the entry (values, not increments, so this is safe), then the mark;
+    - neither: the steps never started; ``compute(rest)`` -- reading the store as it is,
+      which holds exactly the steps before -- returns the entry for a prefix of ``rest``
+      (at least its first item) and its stored form, to record and apply.
 
     No step is ever computed against state that already holds later facts.
     """
-    applied = store.get(APPLIED)
-    key = journal_key(position)
-    if applied is not None and int(applied) >= position:
+    results: list[Handled] = []
+    i = 0
+    while i < len(items):
+        position = items[i][0]
+        applied = store.get(APPLIED)
+        key = journal_key(position)
         raw = store.get(key)
-        if raw is None:
-            return Handled("skipped", Outputs())
-        return Handled("resent", decode(raw).outputs)
-    raw = store.get(key)
-    if raw is not None:
-        entry: JournalEntry[Any] = decode(raw)
-        outcome = "redone"
-    else:
-        entry = compute()
-        store[key] = encode(entry)
-        outcome = "computed"
-    for write_key, value in entry.writes:
-        if value is None:
-            store.pop(write_key, None)
+        if applied is not None and int(applied) >= position:
+            if raw is None:
+                results.append(Handled("skipped", Outputs()))
+                i += 1
+                continue
+            entry: JournalEntry[Any] = decode(raw)
+            outcome = "resent"
         else:
-            store[write_key] = value
-    store[APPLIED] = str(position)
-    store.pop(journal_key(position - keep), None)
-    return Handled(outcome, entry.outputs)
+            if raw is not None:
+                entry = decode(raw)
+                outcome = "redone"
+            else:
+                entry, stored = compute(items[i:])
+                store[key] = stored
+                outcome = "computed"
+            for write_key, value in entry.writes:
+                if value is None:
+                    store.pop(write_key, None)
+                else:
+                    store[write_key] = value
+            store[APPLIED] = str(entry.through)
+            for old in range(entry.position - keep, entry.through - keep + 1):
+                store.pop(journal_key(old), None)
+        results.append(Handled(outcome, entry.outputs))
+        i += 1
+    return results
 
 
 # -- the world as views of one flat store -----------------------------------------------
@@ -493,6 +534,31 @@ def compute_entry(
     settings: Settings,
 ) -> tuple[JournalEntry[Any], StepResult]:
     """Run :func:`step` over overlays of ``store``; the writes it made, encoded, in order."""
+    entry, results = compute_entries([(position, message)], store, codecs, settings)
+    return entry, results[0]
+
+
+# An entry holds at most this many decided records (besides the messages that only wait):
+# its outputs and writes must fit one Kafka message. The adapter halves a batch whose entry
+# is still too large.
+DECIDED_PER_ENTRY = 256
+
+
+def compute_entries(
+    messages: Sequence[tuple[int, IdentityMessage]],
+    store: MutableMapping[str, Any],
+    codecs: Mapping[str, Codec],
+    settings: Settings,
+    *,
+    decided_at_most: int = DECIDED_PER_ENTRY,
+) -> tuple[JournalEntry[Any], list[StepResult]]:
+    """Run :func:`step` for a run of consecutive messages, in order, over one set of
+    overlays of ``store``: each step sees the writes of the ones before it, and a key
+    written several times is recorded once, with its last value.
+
+    Stops after the step that brings the records decided to ``decided_at_most``; the
+    entry covers the positions of the steps run (at least one).
+    """
     views: dict[str, Overlay[Any]] = {
         part: Overlay(Prefixed(store, f"{part}/", codecs.get(part, Codec()))) for part in PARTS
     }
@@ -505,13 +571,35 @@ def compute_entry(
         views["queues"],
         views["waiting"],
     )
-    result = step(message, world, settings)
+    results: list[StepResult] = []
+    alerts: list[Alert] = []
+    audit: list[DisclosureRecord] = []
+    log: list[IdentityLogRecord] = []
+    decided = 0
+    last = messages[0][0]
+    for position, message in messages:
+        result = step(message, world, settings)
+        results.append(result)
+        alerts.extend(result.outputs.alerts)
+        audit.extend(result.outputs.audit)
+        log.extend(result.outputs.identity_log)
+        decided += len(result.decisions) or 1
+        last = position
+        if decided >= decided_at_most:
+            break
+    more = results[-1].outputs.more or (
+        len(results) > 1 and bool(release(world, settings, peek=True))
+    )
     writes: list[tuple[str, Any]] = []
     for part, view in views.items():
         codec = codecs.get(part, Codec())
         for key, value in view.writes():
+            if value is None and key not in view.base:
+                continue  # made and let go within the entry: nothing to record
             writes.append((part_key(part, key), None if value is None else codec.encode(value)))
-    return JournalEntry(position, tuple(writes), result.outputs), result
+    outputs = Outputs(tuple(alerts), tuple(audit), tuple(log), more)
+    first = messages[0][0]
+    return JournalEntry(first, tuple(writes), outputs, last if last != first else -1), results
 
 
 # The watermark the stage sends itself to go on releasing (``Outputs.more``): it names no

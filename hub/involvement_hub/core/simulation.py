@@ -28,8 +28,8 @@ from .ordered import (
     Outputs,
     Prefixed,
     Settings,
-    compute_entry,
-    handle,
+    compute_entries,
+    handle_batch,
 )
 from .person_stage import Context
 from .resolver import IdentityLogRecord, ResolverTables
@@ -86,7 +86,10 @@ class Simulation:
     sent: list[tuple[int, Outputs]] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     handled: list[Handled] = field(default_factory=list)
-    # Where each step's writes start in the changelog: commits happen only after a flush.
+    # How many inputs the stage takes at a time (the worker's batches), unless run says.
+    batch: int = 1
+    # Where each batch's writes start in the changelog, by its first position: offsets are
+    # committed only between batches (a batch is acknowledged whole), after a flush.
     _step_starts: dict[int, int] = field(default_factory=dict)
 
     def publish(
@@ -100,33 +103,40 @@ class Simulation:
     def decide(self, message: IdentityMessage) -> None:
         self.inputs.append(message)
 
-    def run(self, until: int | None = None) -> None:
-        """Handle inputs up to (not including) ``until``, or all of them."""
+    def run(self, until: int | None = None, batch: int | None = None) -> None:
+        """Handle inputs up to (not including) ``until``, or all of them, ``batch`` (else
+        :attr:`batch`) at a time."""
         end = len(self.inputs) if until is None else min(until, len(self.inputs))
+        size = batch or self.batch
         settings = Settings(self.context, self.secret, self.ingest_partitions)
         while self.position < end:
-            position = self.position
-            message = self.inputs[position]
-            self._step_starts.setdefault(position, len(self.store.log))
+            first = self.position
+            items = [(p, self.inputs[p]) for p in range(first, min(first + size, end))]
+            self._step_starts.setdefault(first, len(self.store.log))
 
-            def compute(message: IdentityMessage = message, position: int = position) -> Any:
-                entry, result = compute_entry(message, position, self.store, _CODECS, settings)
-                self.decisions.extend(result.decisions)
-                return entry
+            def compute(rest: Any) -> Any:
+                entry, results = compute_entries(rest, self.store, _CODECS, settings)
+                for result in results:
+                    self.decisions.extend(result.decisions)
+                return entry, entry
 
-            outcome = handle(position, self.store, compute)
-            self.handled.append(outcome)
-            self.sent.append((position, outcome.outputs))
-            if outcome.outputs.more:
-                self.inputs.append(GO_ON)  # as the worker sends it to the identity topic
-                end = len(self.inputs) if until is None else end
-            self.position += 1
+            for (position, _), outcome in zip(
+                items, handle_batch(items, self.store, compute), strict=True
+            ):
+                self.handled.append(outcome)
+                self.sent.append((position, outcome.outputs))
+                if outcome.outputs.more:
+                    self.inputs.append(GO_ON)  # as the worker sends it to the identity topic
+                    end = len(self.inputs) if until is None else end
+            self.position += len(items)
 
     def crash(self, committed: int, landed: int, keeps: Callable[[int, int], bool]) -> None:
         """A ``kill -9``: the consumer resumes at ``committed``; the changelog keeps its
         first ``landed`` writes (at least all of the committed steps'); of the outputs of
         steps at or after ``committed``, those ``keeps(position, index)`` accepts survive."""
         committed = min(committed, self.position)
+        # Offsets are committed between batches only.
+        committed = max(p for p in [0, self.position, *self._step_starts] if p <= committed)
         floor = self._step_starts.get(committed, len(self.store.log))
         self.store.rebuilt_from(max(landed, floor))
         self.sent = [

@@ -60,11 +60,12 @@ from involvement_hub.core.ordered import (
     Codec,
     JournalEntry,
     Outputs,
-    compute_entry,
+    StepResult,
+    compute_entries,
+    handle_batch,
     journal_key,
 )
 from involvement_hub.core.ordered import Settings as StepSettings
-from involvement_hub.core.ordered import handle as handle_in_order
 from involvement_hub.core.outbox import Backoff, OutboxEntry
 from involvement_hub.core.person_stage import Context
 from involvement_hub.core.resolver import IdentityLogRecord, MergeRecord
@@ -79,7 +80,7 @@ from involvement_hub.metrics import HubMetrics
 from involvement_hub.quarantine_note import UNREADABLE_BATCH, Source, note_for, unreadable_note
 from involvement_hub.settings import Settings
 from involvement_hub.streaming import unreadable
-from involvement_hub.streaming.batches import handle_batch
+from involvement_hub.streaming.batches import handle_and_ack
 from involvement_hub.streaming.outage_log import OutageLog
 from involvement_hub.streaming.tables import (
     Encoded,
@@ -99,6 +100,9 @@ OUTPUT_TOO_LARGE = "output_too_large"
 # Delivery takes up to this many alerts at a time and sends them concurrently across
 # recipients (in order for each recipient), over the SMTP connection pool.
 DELIVERY_BATCH = 64
+# The ordered stage takes up to this many identity-topic messages at a time.
+ORDERED_BATCH = 512
+ORDERED_BATCH_WAIT_S = 0.01
 DELIVERY_BATCH_WAIT_S = 0.02
 # Every so often the ingest side tells the ordered stage how far each partition it reads is
 # known (a Watermark), so records waiting in the reorder buffer can go: this bounds the
@@ -391,9 +395,7 @@ class HubApp:
         )
         agent: Callable[..., Any] = app.agent
         agent(self.ingest_topic, name="ingest", concurrency=1)(self._agent("ingest", self._ingest))
-        agent(self.identity_topic, name="ordered", concurrency=1)(
-            self._agent("ordered", self._ordered)
-        )
+        agent(self.identity_topic, name="ordered", concurrency=1)(self._ordered_agent)
         agent(self.alerts_topic, name="delivery", concurrency=1)(self._delivery_agent)
         app.timer(s.delivery_tick_s, name="delivery-tick")(self._tick_safely)
         app.timer(WATERMARK_EVERY_S, name="watermarks")(self._watermarks_safely)
@@ -548,39 +550,70 @@ class HubApp:
         )
         self._send(self.identity_topic, None, wire.dumps(forward, IdentityMessage))
 
-    async def _ordered(self, event: Any) -> None:
-        """One position of the identity topic: resolved, applied and routed exactly once."""
-        message = wire.loads(IdentityMessage, event.value)
-        position = event.message.offset
+    async def _ordered_agent(self, stream: Any) -> None:
+        """The ordered stage, a batch at a time: one journal entry, one write per key
+        changed and one ``applied`` mark per batch. Acknowledged after the batch: offsets
+        are committed between batches only, which the journal relies on."""
+        async for events in stream.noack_take(ORDERED_BATCH, within=ORDERED_BATCH_WAIT_S):
+            # One identity partition: every state write is filed under it.
+            with as_current(events[-1]):
+                try:
+                    self._ordered(events)
+                except Exception:
+                    # Find the event that fails: one at a time, as a batch of one each.
+                    for event in events:
+                        try:
+                            self._ordered([event])
+                        except Exception as exc:
+                            await self._stage_error("ordered", event, exc)
+            for event in events:
+                await stream.ack(event)
 
-        def compute() -> JournalEntry[bytes]:
-            entry, result = compute_entry(
-                message, position, self.state, STATE_CODECS, self._step_settings
-            )
+    def _ordered(self, events: Sequence[Any]) -> None:
+        """Positions of the identity topic: resolved, applied and routed exactly once."""
+        items = [(e.message.offset, wire.loads(IdentityMessage, e.value)) for e in events]
+
+        def compute(rest: Sequence[tuple[int, Any]]) -> tuple[JournalEntry[bytes], bytes]:
+            limit = len(rest)
+            while True:
+                entry, results = compute_entries(
+                    rest[:limit], self.state, STATE_CODECS, self._step_settings
+                )
+                try:
+                    # Every output must fit before anything is written: an entry is
+                    # refused whole; a smaller one is tried, down to a single step.
+                    for topic, key, value in self._encoded_outputs(entry.outputs):
+                        check_fits(topic.get_topic_name(), key, value)
+                    raw = encode_journal(entry)
+                except OversizeMessage:
+                    if len(results) == 1:
+                        raise
+                    limit = len(results) // 2
+                    continue
+                self._count(entry, results)
+                return entry, raw
+
+        handled = handle_batch(items, self.state, compute, decode=decode_journal)
+        for outcome in handled:
+            if outcome.outcome != "computed":
+                self.metrics.ordered_replays.labels(outcome.outcome).inc()
+            self._send_outputs(outcome.outputs)
+        if any(h.outputs.more for h in handled):
+            # More waiting records may go: another step, after whatever has arrived since.
+            self.identity_topic.send_soon(value=wire.dumps(GO_ON, IdentityMessage))
+
+    def _count(self, entry: JournalEntry[bytes], results: Sequence[StepResult]) -> None:
+        for result in results:
             for problem in result.rejected:
                 self.metrics.identifiers_rejected.labels(problem.scheme, problem.reason).inc()
             for decision in result.decisions:
                 outcome, reason = decision.outcome.value, decision.suppression or ""
                 self.metrics.decisions.labels(outcome, reason).inc()
-            for record in entry.outputs.identity_log:
-                if isinstance(record, MergeRecord):
-                    self.metrics.identity_merges.inc()
-            for alert in entry.outputs.alerts:
-                self.metrics.alerts_routed.labels(alert.urgency.value).inc()
-            # Every output must fit before anything is written: a step is refused whole.
-            for topic, key, value in self._encoded_outputs(entry.outputs):
-                check_fits(topic.get_topic_name(), key, value)
-            return entry
-
-        handled = handle_in_order(
-            position, self.state, compute, encode=encode_journal, decode=decode_journal
-        )
-        if handled.outcome != "computed":
-            self.metrics.ordered_replays.labels(handled.outcome).inc()
-        self._send_outputs(handled.outputs)
-        if handled.outputs.more:
-            # More waiting records may go: another step, after whatever has arrived since.
-            self.identity_topic.send_soon(value=wire.dumps(GO_ON, IdentityMessage))
+        for record in entry.outputs.identity_log:
+            if isinstance(record, MergeRecord):
+                self.metrics.identity_merges.inc()
+        for alert in entry.outputs.alerts:
+            self.metrics.alerts_routed.labels(alert.urgency.value).inc()
 
     def _encoded_outputs(self, outputs: Outputs) -> Iterator[tuple[Any, bytes | None, bytes]]:
         for alert in outputs.alerts:
@@ -602,7 +635,7 @@ class HubApp:
         # noack_take, not take_events: take_events acknowledges a whole batch when a stop
         # cancels it half-delivered (see streaming/batches.py).
         async for events in stream.noack_take(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
-            await handle_batch(events, self._deliver_safely, stream.ack)
+            await handle_and_ack(events, self._deliver_safely, stream.ack)
 
     async def _deliver_safely(self, event: Any) -> None:
         with as_current(event):
@@ -782,13 +815,14 @@ class _JournalRecord:
     position: int
     writes: tuple[tuple[str, str | None], ...]
     outputs: Outputs
+    last: int = -1
 
 
 def encode_journal(entry: JournalEntry[bytes]) -> bytes:
     """Checked against the producer's limit here, before the step writes anything: a step
     too large to record is refused whole (the event is quarantined), never half applied."""
     writes = tuple((k, None if v is None else v.decode("utf-8")) for k, v in entry.writes)
-    raw = wire.dumps(_JournalRecord(entry.position, writes, entry.outputs))
+    raw = wire.dumps(_JournalRecord(entry.position, writes, entry.outputs, entry.last))
     check_fits(STATE_TABLE, journal_key(entry.position).encode(), raw)
     return raw
 
@@ -796,7 +830,7 @@ def encode_journal(entry: JournalEntry[bytes]) -> bytes:
 def decode_journal(raw: bytes) -> JournalEntry[bytes]:
     record: _JournalRecord = wire.loads(_JournalRecord, raw)
     writes = tuple((k, None if v is None else v.encode("utf-8")) for k, v in record.writes)
-    return JournalEntry(record.position, writes, record.outputs)
+    return JournalEntry(record.position, writes, record.outputs, record.last)
 
 
 def group_instance_id(settings: Settings) -> str:

@@ -27,7 +27,7 @@ class Keyed(Protocol):
 E = TypeVar("E", bound=Keyed)
 
 
-async def handle_batch(
+async def handle_and_ack(
     events: Sequence[E],
     handle: Callable[[E], Awaitable[None]],
     ack: Callable[[E], Awaitable[object]],
