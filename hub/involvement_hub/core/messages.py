@@ -50,7 +50,17 @@ class Watermark:
     through: dt.datetime
 
 
-IdentityMessage = ToResolve | StewardDecision | Watermark
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """ingest -> the ordered stage: the records of one ingest batch, in the order read.
+
+    One identity-topic message for many records: the ordered stage takes them in as if
+    each had come alone, then lets go what the reorder buffer allows."""
+
+    records: tuple[ToResolve, ...]
+
+
+IdentityMessage = ToResolve | StewardDecision | Watermark | Forwarded
 
 
 # -- to a person's partition (hub.person, keyed by hub person id) ---------------------

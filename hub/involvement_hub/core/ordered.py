@@ -34,6 +34,7 @@ from .household import HouseholdState, on_household_message
 from .identity import InvalidIdentifier
 from .messages import (
     FanOut,
+    Forwarded,
     HouseholdMessage,
     IdentityMessage,
     PersonEvent,
@@ -173,27 +174,33 @@ def step(message: IdentityMessage, world: World, settings: Settings) -> StepResu
         for partition in message.partitions:
             _advance(world, partition, message.through)
         released = list(release(world, settings))
-    elif isinstance(message, ToResolve) and message.source is not None:
-        if _seen_before(message, world.sources):
-            return result
-        if message.source[0] not in settings.ingest_partitions:
-            released = [message]  # not a partition the order covers: as it comes
-        else:
-            _enqueue(world, message)
-            released = list(release(world, settings))
+    elif isinstance(message, ToResolve | Forwarded):
+        records = message.records if isinstance(message, Forwarded) else (message,)
+        released = []
+        waiting = False
+        for record in records:
+            if _seen_before(record, world.sources):
+                continue
+            if record.source is None or record.source[0] not in settings.ingest_partitions:
+                released.append(record)  # not a partition the order covers: as it comes
+            else:
+                _enqueue(world, record)
+                waiting = True
+        if waiting:
+            released.extend(release(world, settings))
     else:
         released = [message]
     alerts: list[Alert] = []
     audit: list[DisclosureRecord] = []
     log: list[IdentityLogRecord] = []
-    for record in released:
-        decided = decide(record, world, settings)
+    for chosen in released:
+        decided = decide(chosen, world, settings)
         alerts.extend(decided.outputs.alerts)
         audit.extend(decided.outputs.audit)
         log.extend(decided.outputs.identity_log)
         result.decisions.extend(decided.decisions)
         result.rejected.extend(decided.rejected)
-    more = len(released) >= RELEASE_AT_MOST and bool(release(world, settings, peek=True))
+    more = bool(release(world, settings, peek=True)) if released else False
     result.outputs = Outputs(tuple(alerts), tuple(audit), tuple(log), more)
     return result
 
@@ -587,6 +594,17 @@ def compute_entries(
         last = position
         if decided >= decided_at_most:
             break
+    else:
+        # Records the last step could not let go (at most RELEASE_AT_MOST a step) go in
+        # further steps of this entry while it has room, instead of a round trip through
+        # the identity topic each.
+        while results[-1].outputs.more and decided < decided_at_most:
+            result = step(GO_ON, world, settings)
+            results.append(result)
+            alerts.extend(result.outputs.alerts)
+            audit.extend(result.outputs.audit)
+            log.extend(result.outputs.identity_log)
+            decided += len(result.decisions) or 1
     more = results[-1].outputs.more or (
         len(results) > 1 and bool(release(world, settings, peek=True))
     )

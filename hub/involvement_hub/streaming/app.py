@@ -34,7 +34,7 @@ import socket
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
@@ -50,6 +50,7 @@ from involvement_hub.core.matching import MatchCandidate, Profile
 from involvement_hub.core.messages import (
     AlertTopicMessage,
     DigestDue,
+    Forwarded,
     IdentityMessage,
     RetryNudge,
     ToResolve,
@@ -100,6 +101,12 @@ OUTPUT_TOO_LARGE = "output_too_large"
 # Delivery takes up to this many alerts at a time and sends them concurrently across
 # recipients (in order for each recipient), over the SMTP connection pool.
 DELIVERY_BATCH = 64
+# The ingest stage takes up to this many records at a time, and forwards them to the
+# ordered stage in messages of at most so many records and bytes.
+INGEST_BATCH = 512
+INGEST_BATCH_WAIT_S = 0.01
+FORWARD_AT_MOST = 128
+FORWARD_BYTES = 256 * 1024
 # The ordered stage takes up to this many identity-topic messages at a time.
 ORDERED_BATCH = 512
 ORDERED_BATCH_WAIT_S = 0.01
@@ -394,7 +401,7 @@ class HubApp:
             in_flight=asyncio.Semaphore(s.smtp_connections),
         )
         agent: Callable[..., Any] = app.agent
-        agent(self.ingest_topic, name="ingest", concurrency=1)(self._agent("ingest", self._ingest))
+        agent(self.ingest_topic, name="ingest", concurrency=1)(self._ingest_agent)
         agent(self.identity_topic, name="ordered", concurrency=1)(self._ordered_agent)
         agent(self.alerts_topic, name="delivery", concurrency=1)(self._delivery_agent)
         app.timer(s.delivery_tick_s, name="delivery-tick")(self._tick_safely)
@@ -459,26 +466,47 @@ class HubApp:
 
     # -- the agents -----------------------------------------------------------------
 
-    def _agent(
-        self, stage: str, handle: Callable[[Any], Awaitable[None]]
-    ) -> Callable[[Any], Awaitable[None]]:
-        async def run(stream: Any) -> None:
-            async for event in stream.events():
+    async def _ingest_agent(self, stream: Any) -> None:
+        """Agencies' records, a batch at a time: each examined, the accepted ones forwarded
+        to the ordered stage as one message per batch (``Forwarded``)."""
+        async for events in stream.noack_take(INGEST_BATCH, within=INGEST_BATCH_WAIT_S):
+            accepted: list[tuple[Any, ToResolve]] = []
+            for event in events:
                 try:
-                    await handle(event)
+                    forward = self._examine(event)
                 except Exception as exc:
-                    await self._stage_error(stage, event, exc)
-
-        run.__name__ = f"{stage}_agent"
-        return run
-
-    async def _ingest(self, event: Any) -> None:
-        try:
-            await self._examine(event)
-        finally:
-            message = event.message
-            self._ingested[(message.topic, message.partition)] = message.offset
+                    await self._stage_error("ingest", event, exc)
+                else:
+                    if forward is not None:
+                        accepted.append((event, forward))
+            await self._forward(accepted)
+            for event in events:
+                message = event.message
+                self._ingested[(message.topic, message.partition)] = message.offset
             self._last_ingested_at = time.monotonic()
+            for event in events:
+                await stream.ack(event)
+
+    async def _forward(self, accepted: Sequence[tuple[Any, ToResolve]]) -> None:
+        """Send records on in messages of at most FORWARD_AT_MOST records and
+        FORWARD_BYTES: a batch whose message is larger is split; a record too large alone
+        is quarantined."""
+        chunks = [
+            accepted[i : i + FORWARD_AT_MOST] for i in range(0, len(accepted), FORWARD_AT_MOST)
+        ]
+        while chunks:
+            chunk = chunks.pop(0)
+            if not chunk:
+                continue
+            raw = wire.dumps(Forwarded(tuple(r for _, r in chunk)), IdentityMessage)
+            if len(chunk) > 1 and len(raw) > FORWARD_BYTES:
+                half = len(chunk) // 2
+                chunks[:0] = [chunk[:half], chunk[half:]]
+                continue
+            try:
+                self._send(self.identity_topic, None, raw)
+            except OversizeMessage as exc:
+                await self._stage_error("ingest", chunk[0][0], exc)
 
     async def _watermarks_safely(self) -> None:
         try:
@@ -527,7 +555,7 @@ class HubApp:
             self._send(self.identity_topic, None, wire.dumps(mark, IdentityMessage))
             self._last_watermark_at = mono
 
-    async def _examine(self, event: Any) -> None:
+    def _examine(self, event: Any) -> ToResolve | None:
         message = event.message
         agency = self.names.agency_of(message.topic)
         result = examine(
@@ -541,14 +569,13 @@ class HubApp:
             if result.decode_failure:
                 self.metrics.decode_failures.labels(agency or "unknown", result.reason).inc()
             self._quarantine(event, result.reason, result.detail, agency)
-            return
+            return None
         self.metrics.events_consumed.labels(agency, result.event.kind).inc()
-        forward = ToResolve(
+        return ToResolve(
             result.event,
             kafka_time(message.timestamp, self.clock()),
             (f"{message.topic}/{message.partition}", message.offset),
         )
-        self._send(self.identity_topic, None, wire.dumps(forward, IdentityMessage))
 
     async def _ordered_agent(self, stream: Any) -> None:
         """The ordered stage, a batch at a time: one journal entry, one write per key
