@@ -163,9 +163,9 @@ def _wait_drained(
                 return quiet_since - started
         else:
             quiet_since = None
-        if time.monotonic() - last >= 5:
+        if time.monotonic() - last >= 10:
             last = time.monotonic()
-            progress(f"  ... {lag} messages still to process")
+            progress(f"  ... {lag:,} messages still to process")
         # Each check opens admin and consumer connections: often enough to see the end
         # within a second, seldom enough not to compete with the worker being measured.
         time.sleep(1.0)
@@ -525,6 +525,7 @@ def _latency(run: _Run) -> None:
 
 def _restart(run: _Run) -> None:
     f, say = run.figures, run.progress
+    say("restart: stopping the worker and starting it again ...")
     if run.worker is not None:
         run.worker.stop()
     worker = run.start_worker()
@@ -548,6 +549,7 @@ def _delivery(run: _Run) -> None:
     now = dt.datetime.now(dt.UTC)
     alerts = _bench_alerts(run.options.delivery_alerts, now)
     messages = [build_message(a, settings.mail_from, now) for a in alerts]
+    say(f"delivery: {len(messages):,} emails by a plain aiosmtplib loop, then by the hub ...")
     seconds = asyncio.run(plain_send_loop("127.0.0.1", settings.mailbox_port, messages))
     plain = len(messages) / seconds
     f["plain_smtp_emails_per_s"] = round(plain)
@@ -654,8 +656,9 @@ def table(results: Results) -> str:
         ),
     ]
     width = max(len(r[0]) for r in rows)
+    values = max(len(r[1]) for r in rows)
     lines = [
-        f"{name:<{width}}  {value:>24}  {note if value != 'skipped' else ''}".rstrip()
+        f"{name:<{width}}  {value:>{values}}  {note if value != 'skipped' else ''}".rstrip()
         for name, value, note in rows
     ]
     return "\n".join([*lines, *_traffic_lines(f.get("messages_per_event"))])
@@ -703,11 +706,13 @@ def _state(run: _Run) -> None:
     del state
     names = TopicNames.from_settings(settings)
     state_run = _Run(settings, run.options, run.registry, names, population, run.workdir, say, f)
+    say("  starting a worker with an empty local store: it recovers the whole state ...")
     worker = state_run.start_worker()
     f["state_first_recovery_s"] = round(worker.wait_ready(timeout=3600, progress=say), 1)
     f["state_rss_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
     recovered, rss = f["state_first_recovery_s"], f["state_rss_mib"]
     say(f"  first start recovered in {recovered} s; peak memory {rss} MiB")
+    say("  restarting it on its own local store ...")
     worker.stop()
     worker = state_run.start_worker()
     f["state_restart_to_ready_s"] = round(worker.wait_ready(timeout=3600, progress=say), 1)
