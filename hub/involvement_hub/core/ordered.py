@@ -306,26 +306,35 @@ def release(world: World, settings: Settings, *, peek: bool = False) -> list[ToR
     if not frontiers or any(f is None for f in frontiers):
         return []
     horizon = min(f for f in frontiers if f is not None)
+
+    def head_of(partition: str) -> tuple[tuple[str, str, int], ToResolve] | None:
+        head, after = world.queues.get(partition, (0, 0))
+        if head >= after:
+            return None
+        record = world.waiting[f"{partition}/{head}"]
+        return _order_key(record), record
+
+    # Each partition's first waiting record, read once: a long backlog is let go a record
+    # at a time, and reading every partition's head again for each would cost the most.
+    heads = {p: h for p in settings.ingest_partitions if (h := head_of(p)) is not None}
     out: list[ToResolve] = []
     while len(out) < (1 if peek else RELEASE_AT_MOST):
-        best: tuple[tuple[str, str, int], str, ToResolve] | None = None
-        for partition in settings.ingest_partitions:
-            head, after = world.queues.get(partition, (0, 0))
-            if head >= after:
-                continue
-            record = world.waiting[f"{partition}/{head}"]
-            key = _order_key(record)
-            if key[0] < horizon and (best is None or key < best[0]):
-                best = (key, partition, record)
-        if best is None:
+        eligible = [(key, p) for p, (key, _) in heads.items() if key[0] < horizon]
+        if not eligible:
             return out
-        _, partition, record = best
+        _, partition = min(eligible)
+        record = heads[partition][1]
         if peek:
             return [record]
         head, after = world.queues[partition]
         del world.waiting[f"{partition}/{head}"]
         world.queues[partition] = [head + 1, after]
         out.append(record)
+        following = head_of(partition)
+        if following is None:
+            del heads[partition]
+        else:
+            heads[partition] = following
     return out
 
 

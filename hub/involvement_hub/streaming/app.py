@@ -110,6 +110,7 @@ FORWARD_BYTES = 256 * 1024
 # The ordered stage takes up to this many identity-topic messages at a time.
 ORDERED_BATCH = 512
 ORDERED_BATCH_WAIT_S = 0.01
+ORDERED_CHUNK = 8
 DELIVERY_BATCH_WAIT_S = 0.02
 # Every so often the ingest side tells the ordered stage how far each partition it reads is
 # known (a Watermark), so records waiting in the reorder buffer can go: this bounds the
@@ -581,20 +582,26 @@ class HubApp:
         """The ordered stage, a batch at a time: one journal entry, one write per key
         changed and one ``applied`` mark per batch. Acknowledged after the batch: offsets
         are committed between batches only, which the journal relies on."""
-        async for events in stream.noack_take(ORDERED_BATCH, within=ORDERED_BATCH_WAIT_S):
-            # One identity partition: every state write is filed under it.
-            with as_current(events[-1]):
-                try:
-                    self._ordered(events)
-                except Exception:
-                    # Find the event that fails: one at a time, as a batch of one each.
-                    for event in events:
-                        try:
-                            self._ordered([event])
-                        except Exception as exc:
-                            await self._stage_error("ordered", event, exc)
-            for event in events:
-                await stream.ack(event)
+        async for batch in stream.noack_take(ORDERED_BATCH, within=ORDERED_BATCH_WAIT_S):
+            for start in range(0, len(batch), ORDERED_CHUNK):
+                events = batch[start : start + ORDERED_CHUNK]
+                # One identity partition: every state write is filed under it.
+                with as_current(events[-1]):
+                    try:
+                        self._ordered(events)
+                    except Exception:
+                        # Find the event that fails: one at a time, a batch of one each.
+                        for event in events:
+                            try:
+                                self._ordered([event])
+                            except Exception as exc:
+                                await self._stage_error("ordered", event, exc)
+                # Acknowledged a chunk at a time, each chunk's entries whole, so an offset
+                # committed is always an entry's end; the loop turns between chunks, so
+                # a backlog does not hold up ingest, delivery and timers.
+                for event in events:
+                    await stream.ack(event)
+                await asyncio.sleep(0)
 
     def _ordered(self, events: Sequence[Any]) -> None:
         """Positions of the identity topic: resolved, applied and routed exactly once."""
