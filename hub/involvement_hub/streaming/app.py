@@ -103,8 +103,7 @@ OUTPUT_TOO_LARGE = "output_too_large"
 DELIVERY_BATCH = 64
 # The ingest stage takes up to this many records at a time, and forwards them to the
 # ordered stage in messages of at most so many records and bytes.
-INGEST_BATCH = 512
-INGEST_BATCH_WAIT_S = 0.01
+INGEST_FLUSH_S = 0.02
 FORWARD_AT_MOST = 128
 FORWARD_BYTES = 256 * 1024
 # The ordered stage takes up to this many identity-topic messages at a time.
@@ -287,6 +286,9 @@ class HubApp:
         # ingest partition -> the last offset the ingest agent finished with
         self._ingested: dict[tuple[str, int], int] = {}
         self._last_ingested_at = 0.0  # monotonic
+        # Records examined, waiting to be forwarded (and then acknowledged) in one message.
+        self._pending_ingest: list[tuple[Any, ToResolve | None]] = []
+        self._ingest_stream: Any = None
         self._last_watermark_at = 0.0
         # id -> (the due time nudged for, monotonic time of the nudge)
         self._nudged: dict[str, tuple[dt.datetime, float]] = {}
@@ -407,6 +409,7 @@ class HubApp:
         agent(self.alerts_topic, name="delivery", concurrency=1)(self._delivery_agent)
         app.timer(s.delivery_tick_s, name="delivery-tick")(self._tick_safely)
         app.timer(WATERMARK_EVERY_S, name="watermarks")(self._watermarks_safely)
+        app.timer(INGEST_FLUSH_S, name="ingest-flush")(self._flush_ingest_safely)
         self._consumed_topics = frozenset([*names.all_ingest, names.identity, names.alerts])
 
     # -- readiness ----------------------------------------------------------------
@@ -468,25 +471,43 @@ class HubApp:
     # -- the agents -----------------------------------------------------------------
 
     async def _ingest_agent(self, stream: Any) -> None:
-        """Agencies' records, a batch at a time: each examined, the accepted ones forwarded
-        to the ordered stage as one message per batch (``Forwarded``)."""
-        async for events in stream.noack_take(INGEST_BATCH, within=INGEST_BATCH_WAIT_S):
-            accepted: list[tuple[Any, ToResolve]] = []
-            for event in events:
-                try:
-                    forward = self._examine(event)
-                except Exception as exc:
-                    await self._stage_error("ingest", event, exc)
-                else:
-                    if forward is not None:
-                        accepted.append((event, forward))
-            await self._forward(accepted)
-            for event in events:
-                message = event.message
-                self._ingested[(message.topic, message.partition)] = message.offset
-            self._last_ingested_at = time.monotonic()
-            for event in events:
-                await stream.ack(event)
+        """Agencies' records: each examined, the accepted ones forwarded to the ordered
+        stage a batch per message (``Forwarded``). A record is acknowledged only once its
+        batch is handed to the producer: when FORWARD_AT_MOST are waiting, or at the next
+        ingest tick (every INGEST_FLUSH_S)."""
+        self._ingest_stream = stream.noack()
+        async for event in self._ingest_stream.events():
+            try:
+                forward = self._examine(event)
+            except Exception as exc:
+                await self._stage_error("ingest", event, exc)
+                forward = None
+            self._pending_ingest.append((event, forward))
+            if len(self._pending_ingest) >= FORWARD_AT_MOST:
+                await self._flush_ingest()
+
+    async def _flush_ingest_safely(self) -> None:
+        # An exception escaping a Faust timer ends it for good.
+        try:
+            await self._flush_ingest()
+        except Exception:
+            log.exception("could not forward the records read; trying again at the next tick")
+
+    async def _flush_ingest(self) -> None:
+        pending, self._pending_ingest = self._pending_ingest, []
+        if not pending:
+            return
+        try:
+            await self._forward([(e, f) for e, f in pending if f is not None])
+        except BaseException:
+            # Not forwarded, so not acknowledged: kept, to go first next time.
+            self._pending_ingest[:0] = pending
+            raise
+        for event, _ in pending:
+            message = event.message
+            self._ingested[(message.topic, message.partition)] = message.offset
+            await self._ingest_stream.ack(event)
+        self._last_ingested_at = time.monotonic()
 
     async def _forward(self, accepted: Sequence[tuple[Any, ToResolve]]) -> None:
         """Send records on in messages of at most FORWARD_AT_MOST records and
