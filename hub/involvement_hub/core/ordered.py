@@ -54,9 +54,12 @@ _DELETED: Any = object()
 class Overlay(MutableMapping[str, V], Generic[V]):
     """A mapping whose writes are kept aside until the step's end: reads see them first."""
 
-    def __init__(self, base: Mapping[str, V]) -> None:
+    def __init__(self, base: Mapping[str, V], *, immutable: bool = False) -> None:
         self.base = base
         self.changes: dict[str, V] = {}
+        # Values that cannot change in place (frozen records) are read from the base once:
+        # decoding them is most of what reading costs.
+        self._read: dict[str, V] | None = {} if immutable else None
 
     def __getitem__(self, key: str) -> V:
         value = self.changes.get(key)
@@ -64,7 +67,11 @@ class Overlay(MutableMapping[str, V], Generic[V]):
             raise KeyError(key)
         if value is not None or key in self.changes:
             return value  # type: ignore[return-value]
-        return self.base[key]
+        if self._read is None:
+            return self.base[key]
+        if key not in self._read:
+            self._read[key] = self.base[key]
+        return self._read[key]
 
     def __contains__(self, key: object) -> bool:
         if key in self.changes:
@@ -536,6 +543,8 @@ IDENTITY_PARTS = (
     "identity-rejected",
 )
 PARTS = (*IDENTITY_PARTS, "persons", "households", "sources", "frontiers", "queues", "waiting")
+# Parts whose values are frozen records, read once per entry.
+IMMUTABLE_PARTS = frozenset({"waiting"})
 
 
 def part_key(part: str, key: str) -> str:
@@ -576,7 +585,11 @@ def compute_entries(
     entry covers the positions of the steps run (at least one).
     """
     views: dict[str, Overlay[Any]] = {
-        part: Overlay(Prefixed(store, f"{part}/", codecs.get(part, Codec()))) for part in PARTS
+        part: Overlay(
+            Prefixed(store, f"{part}/", codecs.get(part, Codec())),
+            immutable=part in IMMUTABLE_PARTS,
+        )
+        for part in PARTS
     }
     world = World(
         ResolverTables(*(views[part] for part in IDENTITY_PARTS)),

@@ -109,7 +109,7 @@ FORWARD_BYTES = 256 * 1024
 # The ordered stage takes up to this many identity-topic messages at a time.
 ORDERED_BATCH = 512
 ORDERED_BATCH_WAIT_S = 0.01
-ORDERED_CHUNK = 8
+ORDERED_CHUNK = 4
 DELIVERY_BATCH_WAIT_S = 0.02
 # Every so often the ingest side tells the ordered stage how far each partition it reads is
 # known (a Watermark), so records waiting in the reorder buffer can go: this bounds the
