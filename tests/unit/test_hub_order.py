@@ -13,12 +13,19 @@ import datetime as dt
 import random
 from typing import Any
 
+import pytest
 from family_story import NOW, context, event, involvement, life, someone, staff
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from involvement_hub.core.messages import Forwarded, ToResolve, Watermark
 from involvement_hub.core.model import Event
-from involvement_hub.core.ordered import DECIDED_PER_ENTRY, RELEASE_AT_MOST
+from involvement_hub.core.ordered import (
+    DECIDED_PER_ENTRY,
+    RELEASE_AT_MOST,
+    Settings,
+    compute_entries,
+    fitting_entry,
+)
 from involvement_hub.core.simulation import Simulation
 
 PARTITIONS = ("ingest.sc/0", "ingest.health/0", "ingest.school/0", "ingest.police/0")
@@ -212,3 +219,53 @@ def test_a_long_backlog_is_decided_a_few_records_a_step_all_in_order() -> None:
     # ... give or take the one step that crossed the line.
     assert max(len(h.outputs.alerts) for h in decided) <= DECIDED_PER_ENTRY + 2 * RELEASE_AT_MOST
     assert sum(h.outputs.more for h in sim.handled) >= 1
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def test_an_entry_too_large_is_halved_until_it_fits_even_when_one_message_releases_a_backlog() -> (
+    None
+):
+    """One watermark can let a long backlog go; its entry goes on releasing up to the
+    budget. Too large, the budget is halved with the messages -- halving only the messages
+    would compute the same single-message entry for ever."""
+    sw = staff("SW-81", "Alex Morgan", "social-care")
+    sim = Simulation(context(NOW), ingest_partitions=PARTITIONS)
+    for n in range(3 * RELEASE_AT_MOST):
+        child = someone(400 + n, "Sky", f"Testchild{n}", "2019-01-01")
+        sim.publish(
+            event(involvement("sc", f"CIN-{n}", child, sw, lead=True, at=1)),
+            T0 + dt.timedelta(seconds=n),
+            ("ingest.sc/0", n),
+        )
+    sim.run()
+    assert not sim.alerts  # every record waits: the other partitions are unknown
+    settings = Settings(sim.context, sim.secret, PARTITIONS)
+    rest = [(len(sim.inputs), Watermark(PARTITIONS, T0 + dt.timedelta(hours=1)))]
+    tries: list[tuple[int, int]] = []
+
+    def compute(messages: Any, budget: int) -> Any:
+        tries.append((len(messages), budget))
+        return compute_entries(messages, sim.store, {}, settings, decided_at_most=budget)
+
+    def persons(entry: Any) -> int:
+        return sum(1 for key, _ in entry.writes if key.startswith("persons/"))
+
+    def encode(entry: Any) -> Any:
+        if persons(entry) > RELEASE_AT_MOST:  # "too large": more than one step's worth
+            raise _TooLarge
+        return entry
+
+    entry, _results, _ = fitting_entry(rest, compute, encode, _TooLarge)
+    assert 0 < persons(entry) <= RELEASE_AT_MOST
+    assert len(tries) > 1
+    assert tries[-1][1] < tries[0][1]
+
+    def never(entry: Any) -> Any:
+        raise _TooLarge
+
+    with pytest.raises(_TooLarge):
+        fitting_entry(rest, compute, never, _TooLarge)
+    assert tries[-1] == (1, 1)

@@ -566,7 +566,7 @@ def compute_entry(
 # An entry holds at most this many decided records (besides the messages that only wait):
 # its outputs and writes must fit one Kafka message. The adapter halves a batch whose entry
 # is still too large.
-DECIDED_PER_ENTRY = 256
+DECIDED_PER_ENTRY = 64
 
 
 def compute_entries(
@@ -640,6 +640,33 @@ def compute_entries(
     outputs = Outputs(tuple(alerts), tuple(audit), tuple(log), more)
     first = messages[0][0]
     return JournalEntry(first, tuple(writes), outputs, last if last != first else -1), results
+
+
+def fitting_entry(
+    rest: Sequence[tuple[int, IdentityMessage]],
+    compute: Callable[
+        [Sequence[tuple[int, IdentityMessage]], int], tuple[JournalEntry[Any], list[StepResult]]
+    ],
+    encode: Callable[[JournalEntry[Any]], Any],
+    too_large: type[Exception],
+) -> tuple[JournalEntry[Any], list[StepResult], Any]:
+    """The entry for a prefix of ``rest`` whose stored form ``encode`` accepts.
+
+    ``compute(messages, decided_at_most)`` runs the steps; ``encode`` raises ``too_large``
+    for an entry one Kafka message cannot hold. Each refusal halves both the messages and
+    the decisions allowed, down to one message and one step -- which, if still too large,
+    raises: that message cannot be recorded, and is the adapter's to quarantine.
+    """
+    limit, budget = len(rest), DECIDED_PER_ENTRY
+    while True:
+        entry, results = compute(rest[:limit], budget)
+        try:
+            return entry, results, encode(entry)
+        except too_large:
+            consumed = sum(1 for position, _ in rest[:limit] if position <= entry.through)
+            if consumed == 1 and budget == 1:
+                raise
+            limit, budget = max(1, consumed // 2), max(1, budget // 2)
 
 
 # The watermark the stage sends itself to go on releasing (``Outputs.more``): it names no

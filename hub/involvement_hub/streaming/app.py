@@ -63,6 +63,7 @@ from involvement_hub.core.ordered import (
     Outputs,
     StepResult,
     compute_entries,
+    fitting_entry,
     handle_batch,
     journal_key,
 )
@@ -628,25 +629,23 @@ class HubApp:
         """Positions of the identity topic: resolved, applied and routed exactly once."""
         items = [(e.message.offset, wire.loads(IdentityMessage, e.value)) for e in events]
 
+        def run(
+            messages: Sequence[tuple[int, Any]], budget: int
+        ) -> tuple[JournalEntry[bytes], list[StepResult]]:
+            return compute_entries(
+                messages, self.state, STATE_CODECS, self._step_settings, decided_at_most=budget
+            )
+
+        def encode(entry: JournalEntry[bytes]) -> bytes:
+            # Every output must fit before anything is written: an entry is refused whole.
+            for topic, key, value in self._encoded_outputs(entry.outputs):
+                check_fits(topic.get_topic_name(), key, value)
+            return encode_journal(entry)
+
         def compute(rest: Sequence[tuple[int, Any]]) -> tuple[JournalEntry[bytes], bytes]:
-            limit = len(rest)
-            while True:
-                entry, results = compute_entries(
-                    rest[:limit], self.state, STATE_CODECS, self._step_settings
-                )
-                try:
-                    # Every output must fit before anything is written: an entry is
-                    # refused whole; a smaller one is tried, down to a single step.
-                    for topic, key, value in self._encoded_outputs(entry.outputs):
-                        check_fits(topic.get_topic_name(), key, value)
-                    raw = encode_journal(entry)
-                except OversizeMessage:
-                    if len(results) == 1:
-                        raise
-                    limit = len(results) // 2
-                    continue
-                self._count(entry, results)
-                return entry, raw
+            entry, results, raw = fitting_entry(rest, run, encode, OversizeMessage)
+            self._count(entry, results)
+            return entry, raw
 
         handled = handle_batch(items, self.state, compute, decode=decode_journal)
         for outcome in handled:
