@@ -3,6 +3,8 @@
 # (Debian's prometheus package, for promtool and the Prometheus the tests run).
 
 PYTHON ?= python3
+# Options for `hub bench`, e.g. make bench BENCH_ARGS="--families 100 --skip state"
+BENCH_ARGS ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -19,6 +21,7 @@ help:
 	@echo "make demo        run the hub on a local Kafka broker; alerts land in .hub/mailbox/"
 	@echo "make test        lint, type-check and run every test tier against a real broker"
 	@echo "make test-unit   only the pure unit tests (no broker, seconds)"
+	@echo "make bench       measure the hub against raw baselines (BENCH_ARGS=... for options)"
 	@echo "make chaos       the fault harness, long mode (every fault, 200 families: about an hour)"
 	@echo "make chaos-short the fault harness as CI runs it (a few minutes)"
 	@echo "make lint        ruff check and ruff format --check"
@@ -79,7 +82,7 @@ demo: $(STAMP)
 	$(BIN)/hub demo
 
 bench: $(STAMP)
-	$(BIN)/hub bench
+	$(BIN)/hub bench $(BENCH_ARGS)
 
 chaos: $(STAMP)
 	$(BIN)/hub chaos --long

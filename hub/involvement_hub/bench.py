@@ -3,8 +3,10 @@
 Every figure is measured in one run, on one broker, next to a raw baseline:
 
 * ingest: a plain aiokafka consumer with fastavro decoding drains the ingest topics
-  (baseline), then a real ``hub worker`` routes the same events (identity, team, family,
-  fan-out, policy, alerts); events per second and the ratio;
+  (baseline), two bare Faust stages do the least a stage does on the same events (one
+  event a step, and batch-native), then a real ``hub worker`` routes them (identity, team,
+  family, fan-out, policy, alerts); events per second, the ratios, CPU time per event and
+  the Kafka messages per event, by topic (``bench_traffic``);
 * delivery: alerts to a discarding SMTP server, by the worker (outbox, batching, a pool of
   connections) and by a plain aiosmtplib loop on one connection; emails per second and ratio;
 * latency: events offered at a fixed rate for a while; for every alert, from the Kafka
@@ -31,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from involvement_hub_producer import SchemaRegistry
 from involvement_hub_producer.codec import decode_unchecked
 
-from involvement_hub import wire
+from involvement_hub import bench_traffic, wire
 from involvement_hub.config import load_config
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
@@ -50,9 +52,13 @@ from involvement_hub.simulate import encoded, publish, records
 from involvement_hub.topics import TopicNames
 
 Progress = Callable[[str], None]
+# Issue 11's targets: against the raw baseline, and against the batch-native Faust stage
+# (the most Faust allows a stage that writes a table for every event).
 TARGETS = {
-    "ingest_ratio": 0.5,
-    "delivery_ratio": 0.8,
+    "ingest_ratio": 0.05,
+    "batch_ceiling_ratio": 0.5,
+    "faust_ops_per_event": 4.0,
+    "delivery_ratio": 0.9,
     "latency_p99_ms": 250.0,
     "rss_mib_at_1m_persons": 1024.0,
     "restart_to_routing_s_at_1m_persons": 60.0,
@@ -129,6 +135,19 @@ async def _drain_baseline(
         await consumer.stop()
 
 
+def _every(progress: Progress, seconds: float = 10.0) -> Progress:
+    """``progress``, passing on at most one line every ``seconds``."""
+    said = time.monotonic()
+
+    def say(text: str) -> None:
+        nonlocal said
+        if time.monotonic() - said >= seconds:
+            said = time.monotonic()
+            progress(f"  ... {text}")
+
+    return say
+
+
 def _wait_drained(
     settings: Settings, topics: list[str], progress: Progress, timeout: float = 3600
 ) -> float:
@@ -144,9 +163,9 @@ def _wait_drained(
                 return quiet_since - started
         else:
             quiet_since = None
-        if time.monotonic() - last >= 5:
+        if time.monotonic() - last >= 10:
             last = time.monotonic()
-            progress(f"  ... {lag} messages still to process")
+            progress(f"  ... {lag:,} messages still to process")
         # Each check opens admin and consumer connections: often enough to see the end
         # within a second, seldom enough not to compete with the worker being measured.
         time.sleep(1.0)
@@ -179,6 +198,17 @@ def _latencies(settings: Settings, since: float) -> list[float]:
         ):
             latencies.append(outcome.at.timestamp() - ingested[outcome.alert_id])
     return latencies
+
+
+def _wait_routing(settings: Settings, since: float, timeout: float, progress: Progress) -> None:
+    """Until the first alert of an event published after ``since`` is delivered."""
+    started = time.monotonic()
+    said = started
+    while time.monotonic() - started < timeout and not _latencies(settings, since):
+        if time.monotonic() - said >= 10:
+            said = time.monotonic()
+            progress(f"  ... no alert delivered yet ({said - started:.0f} s)")
+        time.sleep(0.5)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -329,6 +359,9 @@ def run_bench(settings: Settings, options: BenchOptions, progress: Progress) -> 
 def _ingest(run: _Run) -> None:
     f, say = run.figures, run.progress
     population = run.population
+    hub_topics = (run.settings.topic_prefix, f"{run.settings.app_id}-")
+    at_start = asyncio.run(bench_traffic.end_offsets(run.settings, hub_topics))
+    say("population: generating and encoding ...")
     t0 = time.perf_counter()
     start = dt.datetime.now(dt.UTC)
     setup_and_events = records(population, events=run.options.events, setup=True, start=start)
@@ -340,69 +373,145 @@ def _ingest(run: _Run) -> None:
         f"population: {population.families} families, {f['persons']} persons, {len(batch)} "
         f"events (generated and encoded in {time.perf_counter() - t0:.1f} s)"
     )
+    say(f"publishing {len(batch):,} events with the agency producer ...")
     t0 = time.perf_counter()
-    asyncio.run(publish(batch, run.settings))
+    asyncio.run(publish(batch, run.settings, progress=_every(say)))
     f["publish_events_per_s"] = round(len(batch) / (time.perf_counter() - t0))
     say(f"published at {f['publish_events_per_s']:,}/s by the agency producer (acks=all)")
 
     topics = list(run.names.all_ingest)
+    say("baseline: draining the ingest topics with aiokafka + fastavro ...")
     baseline = asyncio.run(_drain_baseline(run.settings, run.registry, topics, len(batch)))
     f["baseline_events_per_s"] = round(baseline)
     say(f"baseline (aiokafka + fastavro): {baseline:,.0f} events/s")
-    _faust_ceiling(run, len(batch), baseline)
+    _faust_ceiling(run, "per-event", len(batch), baseline)
+    _faust_ceiling(run, "batch", len(batch), baseline)
+    per_event, batched = f["faust_stage_events_per_s"], f["faust_batch_events_per_s"]
+    f["faust_batch_to_per_event"] = round(batched / per_event, 2) if per_event else None
 
+    at_worker_start = asyncio.run(bench_traffic.end_offsets(run.settings, hub_topics))
+    say("hub: starting a worker on the same events ...")
     worker = run.start_worker()
-    f["worker_first_ready_s"] = round(worker.wait_ready(), 1)
+    f["worker_first_ready_s"] = round(worker.wait_ready(progress=say), 1)
     ready_at = time.monotonic()
+    cpu_at_ready = worker.cpu_seconds()
     consumed_at_ready = metric_total(worker.metrics(), "hub_events_consumed_total")
+    say(f"  ready after {f['worker_first_ready_s']} s; routing ...")
     _wait_drained(run.settings, run.routing_topics, say)
     elapsed = time.monotonic() - ready_at
-    rate = (len(batch) - consumed_at_ready) / max(elapsed, 1e-9)
+    measured = len(batch) - consumed_at_ready
+    f["hub_cpu_ms_per_1000"] = _per_thousand(worker.cpu_seconds() - cpu_at_ready, measured)
+    rate = measured / max(elapsed, 1e-9)
     f["hub_events_per_s"] = round(rate)
     f["hub_ratio"] = round(rate / baseline, 3) if baseline else None
+    f["hub_to_batch_ceiling"] = round(rate / batched, 3) if batched else None
     f["alerts_routed"] = int(metric_total(worker.metrics(), "hub_alerts_routed_total"))
-    say(f"hub (ingest -> routed alerts): {rate:,.0f} events/s = {f['hub_ratio']} x baseline")
+    say(
+        f"hub (ingest -> routed alerts): {rate:,.0f} events/s = {f['hub_ratio']} x baseline, "
+        f"{f['hub_to_batch_ceiling']} x the batch-native Faust stage; "
+        f"{_thousands(f['hub_cpu_ms_per_1000'])} CPU ms per 1,000 events"
+    )
+    say("  delivering the routed alerts ...")
     _wait_drained(run.settings, [run.names.alerts], say)
+    f["hub_cpu_ms_per_1000_with_delivery"] = _per_thousand(
+        worker.cpu_seconds() - cpu_at_ready, measured
+    )
     f["rss_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
     say(f"worker peak resident memory: {f['rss_mib']} MiB with {f['persons']} persons")
+    at_end = asyncio.run(bench_traffic.end_offsets(run.settings, hub_topics))
+    consumed = [*run.names.all_ingest, run.names.identity, run.names.alerts]
+    traffic = bench_traffic.traffic(len(batch), at_start, at_worker_start, at_end, consumed)
+    f["messages_per_event"] = {
+        "produced": {t: round(n, 3) for t, n in traffic.produced.items()},
+        "consumed": {t: round(n, 3) for t, n in traffic.consumed.items()},
+    }
+    f["faust_ops_per_event"] = round(traffic.operations, 2)
+    say(f"Faust message operations per input event: {f['faust_ops_per_event']}")
 
 
-def _faust_ceiling(run: _Run, expected: int, baseline: float) -> None:
-    """A bare Faust agent (decode, one table write, one send per event) on the same topics."""
+def _filed_by_event(run: _Run, changelog: str, expected: int) -> bool:
+    """Whether each partition of the ceiling's changelog got as many writes as the ingest
+    topics have events in that partition: every write filed under its own event's."""
+    ingest = asyncio.run(bench_traffic.partition_ends(run.settings, list(run.names.all_ingest)))
+    deadline = time.monotonic() + 30
+    # The report is written once the last event is handled; its writes may still be
+    # in the producer's buffer.
+    while True:
+        written = asyncio.run(bench_traffic.partition_ends(run.settings, [changelog]))
+        if sum(written.values()) >= expected or time.monotonic() > deadline:
+            return written == ingest
+        time.sleep(0.5)
+
+
+def _per_thousand(cpu_seconds: float, events: float) -> int | None:
+    """CPU milliseconds per 1,000 events."""
+    return round(cpu_seconds * 1e6 / events) if events > 0 else None
+
+
+def _thousands(value: float | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+# Figure names of the two Faust ceilings; "faust_stage" is the per-event one's of old.
+_CEILING_FIGURES = {"per-event": "faust_stage", "batch": "faust_batch"}
+
+
+def _faust_ceiling(run: _Run, mode: str, expected: int, baseline: float) -> None:
+    """A bare Faust agent (decode, one table write, one send per event) on the same topics,
+    one event a step (``per-event``) or batch-native (``batch``)."""
     f, say = run.figures, run.progress
-    report = run.workdir / "ceiling.json"
+    report = run.workdir / f"ceiling-{mode}.json"
     report.unlink(missing_ok=True)
+    say(f"Faust stage, {mode}: decode, one table write and one send per event ...")
     child = Child(
-        [str(expected), str(report)],
+        [mode, str(expected), str(report)],
         run.settings,
-        run.workdir / "ceiling.log",
+        run.workdir / f"ceiling-{mode}.log",
         module="involvement_hub.streaming.ceiling",
     ).start()
     try:
         deadline = time.monotonic() + 1800
+        said = time.monotonic()
         while not report.exists():
             if not child.alive():
-                raise HubError(f"the Faust ceiling run exited; see {child.log}")
+                raise HubError(f"the Faust ceiling run ({mode}) exited; see {child.log}")
             if time.monotonic() > deadline:
-                raise HubError(f"the Faust ceiling run took too long; see {child.log}")
+                raise HubError(f"the Faust ceiling run ({mode}) took too long; see {child.log}")
+            if time.monotonic() - said >= 10:
+                said = time.monotonic()
+                say(f"  ... still running ({said - child.started_at:.0f} s)")
             time.sleep(0.5)
+        measured = json.loads(report.read_text())
+        if "error" in measured:
+            raise HubError(
+                f"the Faust ceiling run ({mode}) failed: {measured['error']}; see {child.log}"
+            )
+        filed = _filed_by_event(run, measured["changelog"], expected)
     finally:
         child.stop()
-    rate = float(json.loads(report.read_text())["events_per_s"])
-    f["faust_stage_events_per_s"] = round(rate)
-    f["faust_stage_ratio"] = round(rate / baseline, 3) if baseline else None
-    say(f"one bare Faust stage (decode, table write, send): {rate:,.0f} events/s")
+    rate = float(measured["events_per_s"])
+    name = _CEILING_FIGURES[mode]
+    f[f"{name}_events_per_s"] = round(rate)
+    f[f"{name}_ratio"] = round(rate / baseline, 3) if baseline else None
+    f[f"{name}_cpu_ms_per_1000"] = _per_thousand(float(measured["cpu_s"]), expected)
+    f[f"{name}_writes_on_event_partitions"] = filed
+    if not filed:
+        say(f"  WARNING: the {mode} stage filed table writes under other events' partitions")
+    say(
+        f"  {rate:,.0f} events/s = {f[f'{name}_ratio']} x baseline; "
+        f"{_thousands(f[f'{name}_cpu_ms_per_1000'])} CPU ms per 1,000 events"
+    )
 
 
 def _latency(run: _Run) -> None:
     f, say, options = run.figures, run.progress, run.options
     if run.worker is None:
-        run.start_worker().wait_ready()
+        run.start_worker().wait_ready(progress=say)
     since = time.time()
     count = int(options.latency_rate * options.latency_seconds)
     stream = list(encoded(run.population.events(count, dt.datetime.now(dt.UTC)), run.registry))
     say(f"latency: offering {count} events at {options.latency_rate:,.0f}/s ...")
-    asyncio.run(publish(stream, run.settings, rate=options.latency_rate))
+    asyncio.run(publish(stream, run.settings, rate=options.latency_rate, progress=_every(say)))
     _wait_drained(run.settings, [*run.routing_topics, run.names.alerts], say)
     latencies = _latencies(run.settings, since)
     f["latency_alerts"] = len(latencies)
@@ -416,16 +525,15 @@ def _latency(run: _Run) -> None:
 
 def _restart(run: _Run) -> None:
     f, say = run.figures, run.progress
+    say("restart: stopping the worker and starting it again ...")
     if run.worker is not None:
         run.worker.stop()
     worker = run.start_worker()
-    f["restart_to_ready_s"] = round(worker.wait_ready(), 1)
+    f["restart_to_ready_s"] = round(worker.wait_ready(progress=say), 1)
     since = time.time()
     probe = list(encoded(run.population.events(50, dt.datetime.now(dt.UTC)), run.registry))
     asyncio.run(publish(probe, run.settings))
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not _latencies(run.settings, since):
-        time.sleep(0.5)
+    _wait_routing(run.settings, since, 300, say)
     f["restart_to_routing_s"] = round(time.monotonic() - worker.started_at, 1)
     f["rss_after_recovery_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
     say(
@@ -437,10 +545,11 @@ def _restart(run: _Run) -> None:
 def _delivery(run: _Run) -> None:
     f, say, settings = run.figures, run.progress, run.settings
     if run.worker is None:
-        run.start_worker().wait_ready()
+        run.start_worker().wait_ready(progress=say)
     now = dt.datetime.now(dt.UTC)
     alerts = _bench_alerts(run.options.delivery_alerts, now)
     messages = [build_message(a, settings.mail_from, now) for a in alerts]
+    say(f"delivery: {len(messages):,} emails by a plain aiosmtplib loop, then by the hub ...")
     seconds = asyncio.run(plain_send_loop("127.0.0.1", settings.mailbox_port, messages))
     plain = len(messages) / seconds
     f["plain_smtp_emails_per_s"] = round(plain)
@@ -473,14 +582,45 @@ def table(results: Results) -> str:
     rows = [
         ("ingest, raw baseline (aiokafka + fastavro)", num("baseline_events_per_s", "ev/s"), ""),
         (
-            "one bare Faust stage (decode, table, send)",
+            "bare Faust stage, one event a step",
             num("faust_stage_events_per_s", "ev/s"),
-            f"{f.get('faust_stage_ratio')} x baseline (the framework's own limit)",
+            f"{f.get('faust_stage_ratio')} x baseline (decode, one table write, one send)",
+        ),
+        (
+            "bare Faust stage, batch-native",
+            num("faust_batch_events_per_s", "ev/s"),
+            f"{f.get('faust_batch_ratio')} x baseline, "
+            f"{f.get('faust_batch_to_per_event')} x one event a step",
         ),
         (
             "ingest -> routed alerts, the hub",
             num("hub_events_per_s", "ev/s"),
             f"{f.get('hub_ratio')} x baseline (target >= {t['ingest_ratio']})",
+        ),
+        (
+            "the hub against the batch-native stage",
+            num("hub_to_batch_ceiling", "x"),
+            f"(target >= {t['batch_ceiling_ratio']})",
+        ),
+        (
+            "Faust message operations per input event",
+            num("faust_ops_per_event", "ops"),
+            f"received + table writes + sent (target <= {t['faust_ops_per_event']:.0f})",
+        ),
+        (
+            "CPU per 1,000 events, the hub's worker",
+            num("hub_cpu_ms_per_1000", "ms"),
+            f"routing; {_thousands(f.get('hub_cpu_ms_per_1000_with_delivery'))} ms with delivery",
+        ),
+        (
+            "CPU per 1,000 events, Faust one a step",
+            num("faust_stage_cpu_ms_per_1000", "ms"),
+            "",
+        ),
+        (
+            "CPU per 1,000 events, Faust batch-native",
+            num("faust_batch_cpu_ms_per_1000", "ms"),
+            "",
         ),
         ("delivery, plain aiosmtplib loop", num("plain_smtp_emails_per_s", "mails/s"), ""),
         (
@@ -516,10 +656,25 @@ def table(results: Results) -> str:
         ),
     ]
     width = max(len(r[0]) for r in rows)
-    return "\n".join(
-        f"{name:<{width}}  {value:>24}  {note if value != 'skipped' else ''}".rstrip()
+    values = max(len(r[1]) for r in rows)
+    lines = [
+        f"{name:<{width}}  {value:>{values}}  {note if value != 'skipped' else ''}".rstrip()
         for name, value, note in rows
-    )
+    ]
+    return "\n".join([*lines, *_traffic_lines(f.get("messages_per_event"))])
+
+
+def _traffic_lines(messages: dict[str, dict[str, float]] | None) -> list[str]:
+    """The hub's Kafka messages per input event, by topic and direction."""
+    if not messages:
+        return []
+    width = max((len(topic) for counts in messages.values() for topic in counts), default=0)
+    lines = ["", "Kafka messages per input event, the hub's ingest run:"]
+    for direction in ("produced", "consumed"):
+        counts = messages.get(direction, {})
+        lines.append(f"  {direction} ({sum(counts.values()):.2f} in all)")
+        lines += [f"    {topic:<{width}}  {count:>7.3f}" for topic, count in counts.items()]
+    return lines
 
 
 def _state(run: _Run) -> None:
@@ -551,20 +706,20 @@ def _state(run: _Run) -> None:
     del state
     names = TopicNames.from_settings(settings)
     state_run = _Run(settings, run.options, run.registry, names, population, run.workdir, say, f)
+    say("  starting a worker with an empty local store: it recovers the whole state ...")
     worker = state_run.start_worker()
-    f["state_first_recovery_s"] = round(worker.wait_ready(timeout=3600), 1)
+    f["state_first_recovery_s"] = round(worker.wait_ready(timeout=3600, progress=say), 1)
     f["state_rss_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
     recovered, rss = f["state_first_recovery_s"], f["state_rss_mib"]
     say(f"  first start recovered in {recovered} s; peak memory {rss} MiB")
+    say("  restarting it on its own local store ...")
     worker.stop()
     worker = state_run.start_worker()
-    f["state_restart_to_ready_s"] = round(worker.wait_ready(timeout=3600), 1)
+    f["state_restart_to_ready_s"] = round(worker.wait_ready(timeout=3600, progress=say), 1)
     since = time.time()
     probe = list(encoded(population.events(50, dt.datetime.now(dt.UTC)), run.registry))
     asyncio.run(publish(probe, settings))
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and not _latencies(settings, since):
-        time.sleep(0.5)
+    _wait_routing(settings, since, 600, say)
     f["state_restart_to_routing_s"] = round(time.monotonic() - worker.started_at, 1)
     f["state_restart_rss_mib"] = round(worker.peak_rss_bytes() / 2**20, 1)
     f["store"] = settings.store

@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -123,7 +124,9 @@ class LocalKafka:
                 mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(self._pom),
                 "dependency:copy-dependencies", f"-DoutputDirectory={self.libs}",
             ]  # fmt: skip
-            _run(command, FETCH_TIMEOUT_S, "Maven could not fetch the Kafka jars")
+            # Maven is quiet (-q) and a first fetch takes minutes: say that it goes on.
+            with _heartbeat(self._progress, "still fetching the Kafka jars"):
+                _run(command, FETCH_TIMEOUT_S, "Maven could not fetch the Kafka jars")
             marker.write_text(wanted + "\n")
 
     def _pom_digest(self) -> str:
@@ -415,6 +418,25 @@ def _run(command: list[str], timeout: float, failure: str) -> None:
         output = _ANSI_ESCAPE.sub("", result.stdout)
         tail = "\n".join(output.splitlines()[-LOG_TAIL_LINES:])
         raise LocalKafkaError(f"{failure} (exit status {result.returncode}):\n{tail}")
+
+
+@contextmanager
+def _heartbeat(progress: Callable[[str], None], what: str, every: float = 10.0) -> Iterator[None]:
+    """Tell ``progress`` every ``every`` seconds, from a thread, that ``what`` goes on."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(every):
+            progress(f"  ... {what} ({time.monotonic() - started:.0f} s)")
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 @contextmanager

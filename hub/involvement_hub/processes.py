@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -78,6 +79,10 @@ class Child:
                 self.process.wait()
         self.process = None
 
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far, user and system (see :func:`cpu_seconds`)."""
+        return cpu_seconds(self.pid)
+
     def peak_rss_bytes(self) -> int:
         """The process's peak resident memory so far (VmHWM), from /proc."""
         with contextlib.suppress(OSError):
@@ -101,14 +106,24 @@ class Worker(Child):
         except (urllib.error.URLError, OSError):
             return False
 
-    def wait_ready(self, timeout: float = 180) -> float:
-        """Seconds from start until ready; raises if the worker exits or takes too long."""
+    def wait_ready(
+        self, timeout: float = 180, progress: Callable[[str], None] | None = None
+    ) -> float:
+        """Seconds from start until ready; raises if the worker exits or takes too long.
+
+        ``progress`` hears every 10 s how long the wait has been (a recovery of a large
+        state takes minutes)."""
         deadline = time.monotonic() + timeout
+        said = time.monotonic()
         while time.monotonic() < deadline:
             if not self.alive():
                 raise HubError(f"the worker exited; see {self.log}")
             if self.ready():
                 return time.monotonic() - self.started_at
+            if progress is not None and time.monotonic() - said >= 10:
+                said = time.monotonic()
+                waited = said - self.started_at
+                progress(f"  ... worker not ready yet after {waited:.0f} s (recovering tables)")
             time.sleep(0.2)
         raise HubError(f"the worker was not ready within {timeout:.0f} s; see {self.log}")
 
@@ -124,6 +139,26 @@ def metric_total(text: str, name: str) -> float:
         if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` (all its threads), from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError as exc:
+        raise HubError(f"cannot read the CPU time of process {pid}: {exc}") from exc
+    return cpu_seconds_from_stat(text, os.sysconf("SC_CLK_TCK"))
+
+
+def cpu_seconds_from_stat(stat: str, ticks_per_second: int) -> float:
+    """utime + stime of a /proc/<pid>/stat line (fields 14 and 15, in clock ticks).
+
+    The command name (field 2) is in parentheses and may itself hold spaces or
+    parentheses, so fields are counted from the last ')'.
+    """
+    fields = stat.rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (the state): utime is field 14, stime field 15.
+    return (int(fields[11]) + int(fields[12])) / ticks_per_second
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
