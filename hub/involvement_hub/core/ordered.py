@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -320,6 +320,15 @@ def release(world: World, settings: Settings, *, peek: bool = False) -> list[ToR
         world.queues[partition] = [head + 1, after]
         out.append(record)
     return out
+
+
+def waiting_count(queues: Mapping[str, list[int]], partitions: Sequence[str]) -> int:
+    """How many records wait in the reorder buffer."""
+    total = 0
+    for partition in partitions:
+        head, after = queues.get(partition, (0, 0))
+        total += after - head
+    return total
 
 
 def _seen_before(message: ToResolve, sources: MutableMapping[str, int]) -> bool:

@@ -60,8 +60,10 @@ from involvement_hub.core.ordered import (
     Codec,
     JournalEntry,
     Outputs,
+    Prefixed,
     compute_entry,
     journal_key,
+    waiting_count,
 )
 from involvement_hub.core.ordered import Settings as StepSettings
 from involvement_hub.core.ordered import handle as handle_in_order
@@ -578,6 +580,12 @@ class HubApp:
         if handled.outcome != "computed":
             self.metrics.ordered_replays.labels(handled.outcome).inc()
         self._send_outputs(handled.outputs)
+        self.metrics.ordered_waiting.set(
+            waiting_count(
+                Prefixed(self.state, "queues/", STATE_CODECS["queues"]),
+                self._step_settings.ingest_partitions,
+            )
+        )
         if handled.outputs.more:
             # More waiting records may go: another step, after whatever has arrived since.
             self.identity_topic.send_soon(value=wire.dumps(GO_ON, IdentityMessage))
