@@ -17,6 +17,7 @@ import json
 import random
 import signal
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -292,6 +293,7 @@ def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
     progress(f"published {report.sent + report2.sent} events from {events}")
     asyncio.run(_send_garbage(settings))
     progress("published 1 unreadable message (it will be quarantined on hub.quarantine)")
+    _wait_until_settled(settings)
     messages = _wait_for_mail(settings.mailbox_dir)
     progress(f"{len(messages)} alerts delivered to {settings.mailbox_dir}/:")
     for message in messages:
@@ -329,14 +331,27 @@ def _run_population(settings: Settings, worker: Worker, families: int, progress:
 
 
 def _wait_until_settled(settings: Settings) -> None:
-    """Until the worker has committed everything on its routing topics (or a minute)."""
+    """Until the worker has committed everything on its routing and alert topics and
+    nothing waits in its reorder buffer (or a minute)."""
     names = TopicNames.from_settings(settings)
-    topics = [*names.all_ingest, names.identity]
+    topics = [*names.all_ingest, names.identity, names.alerts]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if asyncio.run(group_lag(settings, settings.app_id, topics)) == 0:
+        if asyncio.run(group_lag(settings, settings.app_id, topics)) == 0 and _nothing_waits(
+            settings
+        ):
             return
         time.sleep(0.5)
+
+
+def _nothing_waits(settings: Settings) -> bool:
+    url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return False
+    return metric_total(text, "hub_ordered_waiting") == 0
 
 
 async def _send_garbage(settings: Settings) -> None:

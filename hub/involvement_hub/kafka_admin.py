@@ -7,7 +7,9 @@ production). Changelog topics are created by Faust itself, compacted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -130,13 +132,20 @@ async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
         await admin.close()
 
 
-async def ensure_changelogs(settings: Settings) -> None:
-    """Create the tables' changelog topics as Faust would (compacted), before a bulk load
-    writes into them; Faust finds them already there when it starts."""
-    n = settings.partitions
+def changelog_specs(settings: Settings) -> dict[str, int]:
+    """The tables' changelog topics and their partitions, as Faust names them."""
     wanted = {state_changelog(settings): 1}
     for table in ("outbox", "delivery-due", "digests"):
-        wanted[f"{settings.app_id}-{table}-changelog"] = n
+        wanted[f"{settings.app_id}-{table}-changelog"] = settings.partitions
+    return wanted
+
+
+async def ensure_changelogs(settings: Settings) -> list[str]:
+    """Create the tables' changelog topics as Faust would (compacted), so that Faust finds
+    them there when it starts. Left to Faust, a worker could start consuming before they
+    were in its metadata: it then ignored them ("Ignoring missing topic") and failed every
+    table write with PartitionsMismatch (seen by CI's chaos run on a loaded machine)."""
+    wanted = changelog_specs(settings)
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
@@ -152,9 +161,55 @@ async def ensure_changelogs(settings: Settings) -> None:
             if name not in existing
         ]
         if missing:
-            await admin.create_topics(missing)
+            response = await admin.create_topics(missing)
+            for name, code, *rest in response.topic_errors:
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise HubError(f"cannot create topic {name}: error {code} {rest}")
+        return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def wait_for_topics(
+    settings: Settings,
+    expected: Mapping[str, int],
+    *,
+    timeout: float = 60.0,  # noqa: ASYNC109
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Until every topic in ``expected`` has that many partitions, each with a leader.
+
+    A topic the controller has just created reaches the brokers' metadata a moment later;
+    a worker that starts before then ignores it."""
+    deadline = time.monotonic() + timeout
+    said = time.monotonic()
+    while True:
+        missing = await _not_ready(settings, expected)
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise HubError(f"topics still without leaders after {timeout:.0f} s: {missing[:5]}")
+        if progress is not None and time.monotonic() - said > 5:
+            progress(f"waiting for {len(missing)} topics to have leaders")
+            said = time.monotonic()
+        await asyncio.sleep(0.2)
+
+
+async def _not_ready(settings: Settings, expected: Mapping[str, int]) -> list[str]:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(expected))
+    finally:
+        await admin.close()
+    ready = {
+        t["topic"]
+        for t in described
+        if t["error_code"] == 0
+        and len(t["partitions"]) == expected[t["topic"]]
+        and all(p["leader"] >= 0 for p in t["partitions"])
+    }
+    return sorted(set(expected) - ready)
 
 
 class _LeaveGroupResponseV3(Response):  # type: ignore[misc]

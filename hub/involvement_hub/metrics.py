@@ -34,6 +34,7 @@ class HubMetrics(NamedTuple):
     delivery_retries: Counter
     delivery_escalations: Counter
     delivery_pending: Gauge
+    ordered_waiting: Gauge
     oldest_pending_age: Gauge
     digest_size: Histogram
     end_to_end_latency: Histogram
@@ -128,6 +129,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
             "Alerts escalated: refused by the mail server (permanent), still failing at the "
             "retry horizon (retry_horizon), or no secure connection (insecure).",
             ["reason"],
+            registry=reg,
+        ),
+        ordered_waiting=Gauge(
+            "hub_ordered_waiting",
+            "Records in the ordered stage's reorder buffer, waiting until every ingest "
+            "partition is known past them.",
             registry=reg,
         ),
         delivery_pending=Gauge(

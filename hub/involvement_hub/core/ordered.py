@@ -345,6 +345,15 @@ def release(world: World, settings: Settings, *, peek: bool = False) -> list[ToR
     return out
 
 
+def waiting_count(queues: Mapping[str, list[int]], partitions: Sequence[str]) -> int:
+    """How many records wait in the reorder buffer."""
+    total = 0
+    for partition in partitions:
+        head, after = queues.get(partition, (0, 0))
+        total += after - head
+    return total
+
+
 def _seen_before(message: ToResolve, sources: MutableMapping[str, int]) -> bool:
     if message.source is None:
         return False

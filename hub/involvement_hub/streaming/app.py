@@ -61,11 +61,13 @@ from involvement_hub.core.ordered import (
     Codec,
     JournalEntry,
     Outputs,
+    Prefixed,
     StepResult,
     compute_entries,
     fitting_entry,
     handle_batch,
     journal_key,
+    waiting_count,
 )
 from involvement_hub.core.ordered import Settings as StepSettings
 from involvement_hub.core.outbox import Backoff, OutboxEntry
@@ -652,6 +654,12 @@ class HubApp:
             if outcome.outcome != "computed":
                 self.metrics.ordered_replays.labels(outcome.outcome).inc()
             self._send_outputs(outcome.outputs)
+        self.metrics.ordered_waiting.set(
+            waiting_count(
+                Prefixed(self.state, "queues/", STATE_CODECS["queues"]),
+                self._step_settings.ingest_partitions,
+            )
+        )
         if any(h.outputs.more for h in handled):
             # More waiting records may go: another step, after whatever has arrived since.
             self.identity_topic.send_soon(value=wire.dumps(GO_ON, IdentityMessage))

@@ -12,7 +12,14 @@ from involvement_hub.config import load_config
 from involvement_hub.delivery.smtp import SmtpMailer
 from involvement_hub.endpoints import endpoints_app, start_endpoints
 from involvement_hub.errors import HubError
-from involvement_hub.kafka_admin import ensure_topics, leave_group
+from involvement_hub.kafka_admin import (
+    changelog_specs,
+    ensure_changelogs,
+    ensure_topics,
+    leave_group,
+    topic_specs,
+    wait_for_topics,
+)
 from involvement_hub.kafka_client import check_codecs
 from involvement_hub.metrics import create_metrics
 from involvement_hub.settings import Settings
@@ -67,8 +74,12 @@ def run_worker(settings: Settings) -> None:
     created = loop.run_until_complete(
         ensure_topics(settings, replication_factor=settings.replication_factor)
     )
+    created += loop.run_until_complete(ensure_changelogs(settings))
     if created:
         log.info("created %d topics", len(created))
+    # Every topic must be in the brokers' metadata before Faust starts, or it ignores it.
+    expected = {s.name: s.partitions for s in topic_specs(settings)} | changelog_specs(settings)
+    loop.run_until_complete(wait_for_topics(settings, expected, progress=log.info))
     outage = OutageLog()
     hub = HubApp(settings, config, create_metrics(), SmtpMailer(settings), outage=outage)
     if settings.metrics_port:
