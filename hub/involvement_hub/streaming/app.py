@@ -613,7 +613,13 @@ class HubApp:
                 with as_current(events[-1]):
                     try:
                         self._ordered(events)
-                    except Exception:
+                    except Exception as exc:
+                        log.warning(
+                            "ordered stage: a batch of %d failed (%s); one at a time",
+                            len(events),
+                            type(exc).__name__,
+                            exc_info=True,
+                        )
                         # Find the event that fails: one at a time, a batch of one each.
                         for event in events:
                             try:
