@@ -163,7 +163,7 @@ async def test_no_record_an_agency_can_write_stops_the_worker(worker: WorkerProc
     alerts: list[Any] = []
 
     async def all_alerted() -> bool:
-        alerts[:] = await consume(settings.bootstrap, names.alerts, count=1 + 4 + 1, timeout=3)
+        alerts[:] = _alerts(await consume(settings.bootstrap, names.alerts, count=99, timeout=3))
         return len(alerts) >= 6
 
     await _wait_for("an alert for each child", all_alerted, worker)
@@ -230,7 +230,7 @@ async def test_a_batch_the_consumer_cannot_read_is_skipped_and_noted(
     alerts: list[Any] = []
 
     async def routed() -> bool:
-        alerts[:] = await consume(settings.bootstrap, names.alerts, count=2, timeout=3)
+        alerts[:] = _alerts(await consume(settings.bootstrap, names.alerts, count=99, timeout=3))
         return len(alerts) >= 2
 
     await _wait_for("alerts for the children around the batch", routed, worker)
@@ -241,3 +241,8 @@ async def test_a_batch_the_consumer_cannot_read_is_skipped_and_noted(
     metrics = worker.metrics()
     assert f'hub_unreadable_batches_total{{topic="{topic}"}} 1.0' in metrics
     assert "skipped an unreadable batch" in worker.log_tail(200)
+
+
+def _alerts(records: list[Any]) -> list[Any]:
+    """The alerts among hub.alerts' records (delivery's retry nudges share the topic)."""
+    return [r for r in records if json.loads(r.value).get("@") == "Alert"]
