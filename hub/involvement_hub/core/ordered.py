@@ -412,25 +412,6 @@ class Handled:
     outputs: Outputs
 
 
-def handle(
-    position: int,
-    store: MutableMapping[str, Any],
-    compute: Any,
-    *,
-    encode: Any = lambda entry: entry,
-    decode: Any = lambda raw: raw,
-    keep: int = JOURNAL_KEEP,
-) -> Handled:
-    """:func:`handle_batch` for one position."""
-
-    def compute_one(_items: Sequence[tuple[int, Any]]) -> tuple[JournalEntry[Any], Any]:
-        entry = compute()
-        return entry, encode(entry)
-
-    (handled,) = handle_batch([(position, None)], store, compute_one, decode=decode, keep=keep)
-    return handled
-
-
 def handle_batch(
     items: Sequence[tuple[int, Any]],
     store: MutableMapping[str, Any],
@@ -558,18 +539,6 @@ IMMUTABLE_PARTS = frozenset({"waiting"})
 
 def part_key(part: str, key: str) -> str:
     return f"{part}/{key}"
-
-
-def compute_entry(
-    message: IdentityMessage,
-    position: int,
-    store: MutableMapping[str, Any],
-    codecs: Mapping[str, Codec],
-    settings: Settings,
-) -> tuple[JournalEntry[Any], StepResult]:
-    """Run :func:`step` over overlays of ``store``; the writes it made, encoded, in order."""
-    entry, results = compute_entries([(position, message)], store, codecs, settings)
-    return entry, results[0]
 
 
 # An entry holds at most this many decided records (besides the messages that only wait):
