@@ -584,13 +584,18 @@ def compute_entries(
     log: list[IdentityLogRecord] = []
     decided = 0
     last = messages[0][0]
-    for position, message in messages:
+
+    def take(message: IdentityMessage) -> None:
+        nonlocal decided
         result = step(message, world, settings)
         results.append(result)
         alerts.extend(result.outputs.alerts)
         audit.extend(result.outputs.audit)
         log.extend(result.outputs.identity_log)
         decided += len(result.decisions) or 1
+
+    for position, message in messages:
+        take(message)
         last = position
         if decided >= decided_at_most:
             break
@@ -599,12 +604,7 @@ def compute_entries(
         # further steps of this entry while it has room, instead of a round trip through
         # the identity topic each.
         while results[-1].outputs.more and decided < decided_at_most:
-            result = step(GO_ON, world, settings)
-            results.append(result)
-            alerts.extend(result.outputs.alerts)
-            audit.extend(result.outputs.audit)
-            log.extend(result.outputs.identity_log)
-            decided += len(result.decisions) or 1
+            take(GO_ON)
     more = results[-1].outputs.more or (
         len(results) > 1 and bool(release(world, settings, peek=True))
     )
