@@ -62,6 +62,9 @@ TARGETS = {
     "latency_p99_ms": 250.0,
     "rss_mib_at_1m_persons": 1024.0,
     "restart_to_routing_s_at_1m_persons": 60.0,
+    # A stage on one partition cannot be spread over workers: its cap must be at least
+    # this many times the hub's throughput target (issue 11, item 4).
+    "single_partition_cap_to_target": 10.0,
 }
 
 
@@ -395,7 +398,9 @@ def _ingest(run: _Run) -> None:
     f["worker_first_ready_s"] = round(worker.wait_ready(progress=say), 1)
     ready_at = time.monotonic()
     cpu_at_ready = worker.cpu_seconds()
-    consumed_at_ready = metric_total(worker.metrics(), "hub_events_consumed_total")
+    at_ready = worker.metrics()
+    consumed_at_ready = metric_total(at_ready, "hub_events_consumed_total")
+    ordered_at_ready = metric_total(at_ready, "hub_ordered_cpu_seconds_total")
     say(f"  ready after {f['worker_first_ready_s']} s; routing ...")
     _wait_drained(run.settings, run.routing_topics, say)
     elapsed = time.monotonic() - ready_at
@@ -405,11 +410,20 @@ def _ingest(run: _Run) -> None:
     f["hub_events_per_s"] = round(rate)
     f["hub_ratio"] = round(rate / baseline, 3) if baseline else None
     f["hub_to_batch_ceiling"] = round(rate / batched, 3) if batched else None
-    f["alerts_routed"] = int(metric_total(worker.metrics(), "hub_alerts_routed_total"))
+    routed = worker.metrics()
+    f["alerts_routed"] = int(metric_total(routed, "hub_alerts_routed_total"))
     say(
         f"hub (ingest -> routed alerts): {rate:,.0f} events/s = {f['hub_ratio']} x baseline, "
         f"{f['hub_to_batch_ceiling']} x the batch-native Faust stage; "
         f"{_thousands(f['hub_cpu_ms_per_1000'])} CPU ms per 1,000 events"
+    )
+    ordered_s = metric_total(routed, "hub_ordered_cpu_seconds_total") - ordered_at_ready
+    _single_partition_cap(f, ordered_s, measured, baseline)
+    say(
+        f"  the ordered stage alone (one partition): "
+        f"{_thousands(f['ordered_cpu_ms_per_1000'])} CPU ms per 1,000 events, so at most "
+        f"{_thousands(f['ordered_cap_events_per_s'])} events/s on one core = "
+        f"{f['ordered_cap_to_target']} x the hub's target"
     )
     say("  delivering the routed alerts ...")
     _wait_drained(run.settings, [run.names.alerts], say)
@@ -427,6 +441,19 @@ def _ingest(run: _Run) -> None:
     }
     f["faust_ops_per_event"] = round(traffic.operations, 2)
     say(f"Faust message operations per input event: {f['faust_ops_per_event']}")
+
+
+def _single_partition_cap(
+    f: dict[str, Any], cpu_seconds: float, events: float, baseline: float
+) -> None:
+    """The ordered stage's own cost, and the rate one core could give it at best: the cap
+    on the whole hub, since no second worker can take a share of its one partition."""
+    f["ordered_cpu_ms_per_1000"] = _per_thousand(cpu_seconds, events)
+    per_event = cpu_seconds / events if events > 0 else 0.0
+    cap = 1.0 / per_event if per_event > 0 else None
+    f["ordered_cap_events_per_s"] = None if cap is None else round(cap)
+    target = TARGETS["ingest_ratio"] * baseline
+    f["ordered_cap_to_target"] = None if cap is None or not target else round(cap / target, 2)
 
 
 def _filed_by_event(run: _Run, changelog: str, expected: int) -> bool:
@@ -611,6 +638,13 @@ def table(results: Results) -> str:
             "CPU per 1,000 events, the hub's worker",
             num("hub_cpu_ms_per_1000", "ms"),
             f"routing; {_thousands(f.get('hub_cpu_ms_per_1000_with_delivery'))} ms with delivery",
+        ),
+        (
+            "CPU per 1,000 events, the ordered stage",
+            num("ordered_cpu_ms_per_1000", "ms"),
+            f"one partition: at most {_thousands(f.get('ordered_cap_events_per_s'))} ev/s = "
+            f"{f.get('ordered_cap_to_target')} x the hub's target "
+            f"(target >= {t['single_partition_cap_to_target']:.0f})",
         ),
         (
             "CPU per 1,000 events, Faust one a step",

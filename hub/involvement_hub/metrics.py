@@ -35,6 +35,7 @@ class HubMetrics(NamedTuple):
     delivery_escalations: Counter
     delivery_pending: Gauge
     ordered_waiting: Gauge
+    ordered_cpu: Counter
     oldest_pending_age: Gauge
     digest_size: Histogram
     end_to_end_latency: Histogram
@@ -135,6 +136,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
             "hub_ordered_waiting",
             "Records in the ordered stage's reorder buffer, waiting until every ingest "
             "partition is known past them.",
+            registry=reg,
+        ),
+        ordered_cpu=Counter(
+            "hub_ordered_cpu_seconds",
+            "CPU time the ordered stage spent on its messages (its thread's own time): the "
+            "one stage that cannot be spread over workers, so its cost caps the hub.",
             registry=reg,
         ),
         delivery_pending=Gauge(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from involvement_hub.bench import Results, table
+from involvement_hub.bench import Results, _single_partition_cap, table
 
 
 def test_skipped_measurements_say_so_rather_than_zero() -> None:
@@ -94,3 +94,19 @@ def test_messages_per_event_are_listed_by_direction_and_topic() -> None:
     assert section[2].split() == ["hub-bench-x-hub-state-changelog", "6.250"]
     assert section[3] == "  consumed (2.50 in all)"
     assert section[4].split() == ["bench-x.hub.identity", "1.500"]
+
+
+def test_the_single_partition_stage_has_its_cap_against_the_hubs_target() -> None:
+    figures: dict[str, object] = {}
+    # 2 CPU seconds for 4,000 events: 500 ms per 1,000, so at most 2,000 events/s on one
+    # core; the hub's target at a 40,000/s baseline is 0.05 x 40,000 = 2,000/s.
+    _single_partition_cap(figures, 2.0, 4000, 40_000.0)
+    assert figures == {
+        "ordered_cpu_ms_per_1000": 500,
+        "ordered_cap_events_per_s": 2000,
+        "ordered_cap_to_target": 1.0,
+    }
+    text = table(Results(options={}, figures=figures))
+    assert "at most 2,000 ev/s = 1.0 x the hub's target (target >= 10)" in text
+    _single_partition_cap(figures, 0.0, 0, 40_000.0)
+    assert figures["ordered_cap_events_per_s"] is None

@@ -619,6 +619,7 @@ class HubApp:
             for start in range(0, len(batch), ORDERED_CHUNK):
                 events = batch[start : start + ORDERED_CHUNK]
                 self._resume_at(events[0].message.offset)
+                began = time.thread_time()
                 # One identity partition: every state write is filed under it.
                 with as_current(events[-1]):
                     try:
@@ -636,6 +637,7 @@ class HubApp:
                                 self._ordered([event])
                             except Exception as exc:
                                 await self._stage_error("ordered", event, exc)
+                self.metrics.ordered_cpu.inc(time.thread_time() - began)
                 # Acknowledged a chunk at a time, each chunk's entries whole, and never
                 # past a record still waiting; the loop turns between chunks, so a backlog
                 # does not hold up ingest, delivery and timers.
