@@ -136,25 +136,23 @@ def message_id(key: str) -> str:
 # -- a new alert ---------------------------------------------------------------------
 
 
-async def test_a_new_alert_is_recorded_pending_then_sent_and_its_payload_dropped() -> None:
+async def test_a_new_alert_is_recorded_once_sent_and_its_payload_dropped() -> None:
     s = Setup()
-    seen_during_send: list[ob.OutboxEntry] = []
+    seen_during_send: list[ob.OutboxEntry | None] = []
 
     class Inspecting(MemoryMailer):
         async def send(self, message: EmailMessage) -> None:
-            seen_during_send.append(s.stores.outbox[alert().alert_id])
+            seen_during_send.append(s.stores.outbox.get(alert().alert_id))
             await super().send(message)
 
     s.deliverer.mailer = s.mailer = Inspecting()
 
     result = await s.handle(alert())
 
-    # The outbox's promise: written before the send ...
-    (during,) = seen_during_send
-    assert during.status is ob.Status.PENDING
-    assert during.attempts == 1
-    assert during.alert == alert()
-    # ... and marked after the 250, keeping only the facts (IG-6).
+    # A first attempt writes nothing before it: the alert on hub.alerts is what is read
+    # again should the worker stop mid-send ...
+    assert seen_during_send == [None]
+    # ... and it is marked after the 250, keeping only the facts (IG-6).
     after = s.entry(alert().alert_id)
     assert after.status is ob.Status.SENT
     assert after.sent_at == IN_HOURS
@@ -197,9 +195,10 @@ async def test_a_replayed_alert_whose_first_attempt_was_interrupted_is_sent() ->
     assert s.entry(alert().alert_id).status is ob.Status.SENT
 
 
-async def test_an_attempt_that_never_reports_back_is_retried_by_the_ticker() -> None:
-    """Stopping a worker cancels a send in flight; Faust still acks (and commits) the alert,
-    so no replay will come. The due entry written before the send is what remains."""
+async def test_a_first_attempt_cut_off_leaves_nothing_and_the_alert_read_again_is_sent() -> None:
+    """Stopping a worker cancels a send in flight. The alert is not acknowledged on
+    hub.alerts (delivery acknowledges each alert once handled), so the restarted worker
+    reads it again; nothing recorded stands in its way."""
     s = Setup()
 
     class Cancelled(MemoryMailer):
@@ -208,6 +207,30 @@ async def test_an_attempt_that_never_reports_back_is_retried_by_the_ticker() -> 
 
     s.deliverer.mailer = Cancelled()
     with pytest.raises(asyncio.CancelledError):
+        await s.handle(alert())
+    assert s.stores.outbox == {}
+    assert s.stores.due == {}
+
+    s.deliverer.mailer = s.mailer
+    result = await s.handle(alert())
+
+    assert statuses(result) == ["SENT"]
+    assert result.outcomes[0].attempts == 1
+    assert len(s.mailer.sent) == 1
+
+
+async def test_a_first_attempt_that_fails_unexpectedly_is_left_for_the_ticker() -> None:
+    """A failure the mailer does not know (a defect) is the stage's to quarantine, and the
+    quarantined alert is acknowledged: the attempt is recorded, with a due time, so the
+    ticker retries it."""
+    s = Setup()
+
+    class Broken(MemoryMailer):
+        async def send(self, message: EmailMessage) -> None:
+            raise RuntimeError("a defect")
+
+    s.deliverer.mailer = Broken()
+    with pytest.raises(RuntimeError):
         await s.handle(alert())
 
     entry = s.entry(alert().alert_id)
@@ -864,10 +887,22 @@ class Journal:
         s.mailer.send = send  # type: ignore[method-assign]
 
 
-async def test_the_entry_is_acknowledged_before_the_send_and_the_mark_right_after() -> None:
+async def test_the_mark_is_acknowledged_right_after_the_send() -> None:
     s = Setup()
     journal = Journal(s)
     await s.handle(alert(1))
+    key = f"{1:032x}"[:4]
+    assert journal.lines == ["send", f"write {key} SENT", f"durable {key}"]
+
+
+async def test_a_retrys_entry_is_acknowledged_before_the_send_and_the_mark_right_after() -> None:
+    s = Setup()
+    journal = Journal(s)
+    s.mailer.failures.append(TransientDeliveryError("421 try later"))
+    await s.handle(alert(1))
+    journal.lines.clear()
+    s.clock.advance(minutes=5)
+    await s.handle(RetryNudge(RECIPIENT, alert(1).alert_id))
     key = f"{1:032x}"[:4]
     assert journal.lines == [
         f"write {key} PENDING",
@@ -883,7 +918,7 @@ async def test_an_out_of_hours_copy_is_on_kafka_before_the_entry_of_its_alert() 
     journal = Journal(s)
     await s.handle(alert(2, urgency=Urgency.URGENT, at=OUT_OF_HOURS))
     assert journal.lines[0] == "queued ['out_of_hours']"
-    assert journal.lines[1].endswith("PENDING")
+    assert journal.lines[2].endswith("SENT")
 
 
 async def test_an_escalation_is_on_kafka_before_the_entry_that_records_the_failure() -> None:

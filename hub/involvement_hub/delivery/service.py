@@ -1,18 +1,21 @@
 """Delivery of one message from ``hub.alerts``: an alert, a retry nudge or a closed digest.
 
-The outbox entry is written before every attempt and after it. A new alert is either held
+The outbox entry is written after every attempt, and before every retry. A new alert is either held
 for its recipient's digest or attempted at once; an URGENT one outside working hours also
 queues an out-of-hours copy. A failed attempt is retried later (the ticker nudges it when
 due), escalated, or both, as :mod:`involvement_hub.core.outbox` decides. Escalations and
 copies are new alerts with ids of their own, queued back onto ``hub.alerts``.
 
-Durable before it is sent (the outbox's promise). Writing a table only queues a changelog
-message, so each step waits on :class:`Durable` before the next: an alert's outbox entry is
-acknowledged by the broker before its SMTP conversation starts, and its SENT mark right
-after the 250, so a crash re-sends at most the alerts in flight -- at most ``in_flight``,
-the number of SMTP connections. Derived alerts (out-of-hours copies, escalations) are
-acknowledged on ``hub.alerts`` *before* the entry that records their cause, so a replay
-that finds the entry can rely on the copy being there too.
+Durable once it is sent (the outbox's promise). Writing a table only queues a changelog
+message, so delivery waits on :class:`Durable`: an alert's SENT mark is acknowledged by the
+broker right after the 250, before its SMTP connection takes the next alert, so a crash
+re-sends at most the alerts in flight -- at most ``in_flight``, the number of SMTP
+connections. A first attempt writes nothing before it: the alert is acknowledged on
+``hub.alerts`` only once handled, so if the worker stops or dies mid-send the alert itself
+is read again. A retry's entry is acknowledged before its SMTP conversation starts (the
+retry nudge is the only thing that could bring it back). Derived alerts (out-of-hours
+copies, escalations) are acknowledged on ``hub.alerts`` *before* the entry that records
+their cause, so a replay that finds the entry can rely on the copy being there too.
 """
 
 from __future__ import annotations
@@ -149,7 +152,9 @@ async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result)
     if copy_to is not None:
         copy = ob.out_of_hours_alert(alert, copy_to, now)
         result.queue.append(copy)
-        # Before the entry: a replay that finds the entry never makes the copy again.
+        # Before the entry: a replay that finds the entry never makes the copy again; one
+        # that does not (a first attempt cut off) makes the same copy, with the same id,
+        # which the copy's own entry then recognises.
         await d.durable.queued([copy])
     held = schedule(alert, plan, now) if alert.copy_of is None else None
     if held is not None:
@@ -160,7 +165,7 @@ async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result)
         _outcome(result, d, alert.alert_id, alert.recipient_id, "HELD", detail=held.window)
         return
     d.metrics.delivery_queued.labels("immediate").inc()
-    await _attempt(alert, ob.pending(alert, now), stores, d, result)
+    await _attempt(alert, ob.pending(alert, now), stores, d, result, first=True)
 
 
 async def _retry(nudge: RetryNudge, stores: Stores, d: Deliverer, result: Result) -> None:
@@ -198,34 +203,43 @@ def _expire(
 
 
 async def _attempt(
-    alert: Alert, entry: ob.OutboxEntry, stores: Stores, d: Deliverer, result: Result
+    alert: Alert,
+    entry: ob.OutboxEntry,
+    stores: Stores,
+    d: Deliverer,
+    result: Result,
+    *,
+    first: bool = False,
 ) -> None:
+    """One attempt to send ``alert``. A retry is recorded (and acknowledged) before it; a
+    first attempt (``first``) only after it, since its alert on ``hub.alerts`` is not
+    acknowledged until it is handled, and is read again if the worker stops mid-send."""
     now = d.clock()
     if alert.expired(now):
         _expire(alert, entry, stores, d, result)
         return
     entry = ob.attempted(entry, now)
-    stores.outbox[alert.alert_id] = entry  # recorded before the send: the outbox's promise
-    if alert.alert_id not in stores.due:
-        # Should this attempt never report back (the worker stopped or died mid-send, and
-        # Faust acks an event whose processing was cancelled), the ticker retries from here.
-        # A nudge that comes while the send is still going waits behind it, then finds the
-        # entry SENT, or not yet due again.
-        retry_at = now + d.backoff.delay(entry.attempts, d.rand())
-        stores.due[alert.alert_id] = Due(
-            alert.recipient_id, retry_at, entry.first_attempt_at or now, urgency=alert.urgency.value
-        )
+    if not first:
+        _record_attempt(alert, entry, stores, d, now)
+        await d.durable.recorded(alert.alert_id)
     message = build_message(alert, d.mail_from, d.clock())
-    await d.durable.recorded(alert.alert_id)
     async with d.in_flight:
         try:
             await d.mailer.send(message)
         except (TransientDeliveryError, PermanentDeliveryError, InsecureTransportError) as exc:
             await _failed(alert.alert_id, alert, entry, exc, stores, d, result)
             return
+        except Exception:
+            if first:
+                # A failure the mailer does not know (a defect): the stage quarantines the
+                # alert and acknowledges it, so the ticker must be able to retry it.
+                _record_attempt(alert, entry, stores, d, now)
+                await d.durable.recorded(alert.alert_id)
+            raise
         accepted = d.clock()
         stores.outbox[alert.alert_id] = ob.after_success(entry, accepted)
-        stores.due.pop(alert.alert_id, None)
+        if alert.alert_id in stores.due:
+            del stores.due[alert.alert_id]
         await d.durable.recorded(alert.alert_id)
     _sent(alert, accepted, d)
     _outcome(
@@ -237,6 +251,20 @@ async def _attempt(
         attempts=entry.attempts,
         via=alert.copy_of,
     )
+
+
+def _record_attempt(
+    alert: Alert, entry: ob.OutboxEntry, stores: Stores, d: Deliverer, now: dt.datetime
+) -> None:
+    """The entry of an attempt about to start, and a due time should it never report back:
+    a nudge that comes while the send is still going waits behind it, then finds the
+    entry SENT, or not yet due again."""
+    stores.outbox[alert.alert_id] = entry
+    if alert.alert_id not in stores.due:
+        retry_at = now + d.backoff.delay(entry.attempts, d.rand())
+        stores.due[alert.alert_id] = Due(
+            alert.recipient_id, retry_at, entry.first_attempt_at or now, urgency=alert.urgency.value
+        )
 
 
 def _sent(alert: Alert, accepted: dt.datetime, d: Deliverer) -> None:
