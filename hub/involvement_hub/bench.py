@@ -539,14 +539,33 @@ def _latency(run: _Run) -> None:
     stream = list(encoded(run.population.events(count, dt.datetime.now(dt.UTC)), run.registry))
     say(f"latency: offering {count} events at {options.latency_rate:,.0f}/s ...")
     asyncio.run(publish(stream, run.settings, rate=options.latency_rate, progress=_every(say)))
-    _wait_drained(run.settings, [*run.routing_topics, run.names.alerts], say)
+    topics = [*run.routing_topics, run.names.alerts]
+    f["latency_lag_at_end"] = asyncio.run(group_lag(run.settings, run.settings.app_id, topics))
+    f["latency_drain_s"] = round(_wait_drained(run.settings, topics, say), 1)
+    f["latency_kept_up"] = f["latency_drain_s"] <= KEPT_UP_S
     latencies = _latencies(run.settings, since)
     f["latency_alerts"] = len(latencies)
     for q in (0.5, 0.95, 0.99):
         f[f"latency_p{int(q * 100)}_ms"] = round(_percentile(latencies, q) * 1000, 1)
     say(
         f"latency over {len(latencies)} alerts: p50 {f['latency_p50_ms']} ms, "
-        f"p95 {f['latency_p95_ms']} ms, p99 {f['latency_p99_ms']} ms"
+        f"p95 {f['latency_p95_ms']} ms, p99 {f['latency_p99_ms']} ms; {_kept_up(f)}"
+    )
+
+
+# The worker kept up with the offered rate if it had everything routed and delivered
+# within this long after the last event was offered.
+KEPT_UP_S = 5.0
+
+
+def _kept_up(f: dict[str, Any]) -> str:
+    if f.get("latency_kept_up") is None:
+        return ""
+    if f["latency_kept_up"]:
+        return f"kept up (all done {f['latency_drain_s']} s after the last event)"
+    return (
+        f"fell behind: {f['latency_lag_at_end']:,} messages unprocessed when the last event "
+        f"was offered, done {f['latency_drain_s']} s later"
     )
 
 
@@ -665,7 +684,8 @@ def table(results: Results) -> str:
         (
             "end-to-end latency p50 / p95 / p99",
             latency,
-            f"offered {rate} ev/s (target p99 <= {t['latency_p99_ms']:.0f} ms at 1000)",
+            f"offered {rate} ev/s (target p99 <= {t['latency_p99_ms']:.0f} ms at 1000); "
+            + _kept_up(f),
         ),
         (
             "worker peak memory, routing run",

@@ -110,3 +110,20 @@ def test_the_single_partition_stage_has_its_cap_against_the_hubs_target() -> Non
     assert "at most 2,000 ev/s = 1.0 x the hub's target (target >= 10)" in text
     _single_partition_cap(figures, 0.0, 0, 40_000.0)
     assert figures["ordered_cap_events_per_s"] is None
+
+
+def test_the_latency_row_says_whether_the_worker_kept_up() -> None:
+    figures = {
+        "latency_p50_ms": 900.0,
+        "latency_p95_ms": 20_000.0,
+        "latency_p99_ms": 31_000.5,
+        "latency_lag_at_end": 1234,
+        "latency_drain_s": 41.5,
+        "latency_kept_up": False,
+    }
+    text = table(Results(options={"latency_rate": 1000.0}, figures=figures))
+    assert "fell behind: 1,234 messages unprocessed when the last event was offered" in text
+    assert "done 41.5 s later" in text
+    figures.update(latency_lag_at_end=3, latency_drain_s=1.2, latency_kept_up=True)
+    text = table(Results(options={"latency_rate": 100.0}, figures=figures))
+    assert "kept up (all done 1.2 s after the last event)" in text
