@@ -93,6 +93,7 @@ from involvement_hub.streaming.tables import (
     ValueCodec,
     dataclass_codec,
     json_codec,
+    remembered,
     str_codec,
 )
 from involvement_hub.topics import STATE_TABLE, TopicNames
@@ -893,17 +894,21 @@ def _codec(codec: ValueCodec[Any]) -> Codec:
     return Codec(encode=codec.encode, decode=codec.decode)
 
 
+# How many decoded profiles, persons and households the ordered stage keeps at hand, each:
+# decoding state values was a fifth of its time. Measured in process over the benchmark's
+# population (31,920 records), paired runs: 361-400 us a record without, 318-340 with.
+REMEMBERED = 16_384
 # How each part of the ordered stage's state is kept in the state table.
 STATE_CODECS: dict[str, Codec] = {
     "identity-person-of": _codec(str_codec),
     "identity-keys-of": _codec(json_codec),
-    "identity-profiles": _codec(dataclass_codec(Profile)),
+    "identity-profiles": _codec(remembered(dataclass_codec(Profile), REMEMBERED)),
     "identity-by-birthday": _codec(json_codec),
     "identity-candidates": _codec(dataclass_codec(MatchCandidate)),
     "identity-decided": _codec(json_codec),
     "identity-rejected": _codec(json_codec),
-    "persons": _codec(dataclass_codec(PersonState)),
-    "households": _codec(dataclass_codec(HouseholdState)),
+    "persons": _codec(remembered(dataclass_codec(PersonState), REMEMBERED)),
+    "households": _codec(remembered(dataclass_codec(HouseholdState), REMEMBERED)),
     "sources": _codec(json_codec),
     "frontiers": _codec(str_codec),
 }

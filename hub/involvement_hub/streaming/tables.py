@@ -8,6 +8,7 @@ hangs in recovery). Keys are text.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -63,3 +64,36 @@ class Encoded(MutableMapping[str, V]):
 def dataclass_codec(cls: Any) -> ValueCodec[Any]:
     """Values of a core dataclass (or union of them), as the internal JSON of ``wire``."""
     return ValueCodec(lambda v: wire.dumps(v, cls), lambda b: wire.loads(cls, b))
+
+
+def remembered(codec: ValueCodec[V], size: int) -> ValueCodec[V]:
+    """``codec``, keeping the values of the ``size`` byte strings it last decoded or made.
+
+    A table in memory hands back the very bytes object it was given, so a value read again,
+    or read after this worker wrote it, is known by the object's identity and not decoded
+    again (a store that makes new bytes at every read only misses). Only for immutable
+    values (frozen dataclasses of tuples): every reader gets the same object.
+    """
+    memo: OrderedDict[int, tuple[bytes, V]] = OrderedDict()
+
+    def remember(raw: bytes, value: V) -> None:
+        # Keeping ``raw`` keeps its id from being reused while it is here.
+        memo[id(raw)] = (raw, value)
+        if len(memo) > size:
+            memo.popitem(last=False)  # the least recently used
+
+    def encode(value: V) -> bytes:
+        raw = codec.encode(value)
+        remember(raw, value)
+        return raw
+
+    def decode(raw: bytes) -> V:
+        known = memo.get(id(raw))
+        if known is not None and known[0] is raw:
+            memo.move_to_end(id(raw))
+            return known[1]
+        value = codec.decode(raw)
+        remember(raw, value)
+        return value
+
+    return ValueCodec(encode, decode)
