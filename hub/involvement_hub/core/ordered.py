@@ -54,9 +54,12 @@ _DELETED: Any = object()
 class Overlay(MutableMapping[str, V], Generic[V]):
     """A mapping whose writes are kept aside until the step's end: reads see them first."""
 
-    def __init__(self, base: Mapping[str, V]) -> None:
+    def __init__(self, base: Mapping[str, V], *, immutable: bool = False) -> None:
         self.base = base
         self.changes: dict[str, V] = {}
+        # Values that cannot change in place (frozen records) are read from the base once:
+        # decoding them is most of what reading costs.
+        self._read: dict[str, V] | None = {} if immutable else None
 
     def __getitem__(self, key: str) -> V:
         value = self.changes.get(key)
@@ -64,7 +67,11 @@ class Overlay(MutableMapping[str, V], Generic[V]):
             raise KeyError(key)
         if value is not None or key in self.changes:
             return value  # type: ignore[return-value]
-        return self.base[key]
+        if self._read is None:
+            return self.base[key]
+        if key not in self._read:
+            self._read[key] = self.base[key]
+        return self._read[key]
 
     def __contains__(self, key: object) -> bool:
         if key in self.changes:
@@ -102,108 +109,6 @@ class Overlay(MutableMapping[str, V], Generic[V]):
             yield key, (None if value is _DELETED else value)
 
 
-Held = tuple[int, ToResolve]  # (position of the identity message that brought it, record)
-
-
-class Buffer:
-    """The reorder buffer: per ingest partition, the records taken in and not yet decided,
-    in offset order, each with the position of the identity-topic message that brought it.
-
-    It is kept in memory only, never in the state table: its records are on the identity
-    topic already, and the stage acknowledges a message only once every record it brought
-    has been decided (:meth:`lowest_position`), so the committed offset never passes a
-    waiting record. After a crash or a rebalance the consumer resumes at or before the
-    first of them; the replayed messages, whose entries are applied already, fill the
-    buffer again (:func:`take_in_again`) before anything new is decided.
-    """
-
-    def __init__(self) -> None:
-        self.queues: dict[str, deque[Held]] = {}
-
-    def __len__(self) -> int:
-        return sum(len(queue) for queue in self.queues.values())
-
-    def lowest_position(self) -> int | None:
-        """The first identity-topic position with a record still waiting: the stage may
-        acknowledge the positions before it, and no other."""
-        heads = [queue[0][0] for queue in self.queues.values() if queue]
-        return min(heads) if heads else None
-
-    def view(self) -> BufferView:
-        return BufferView(self)
-
-    def prune(self, decided: Callable[[str], int | None]) -> None:
-        """Drop the records at each partition's head that ``decided`` (the highest offset
-        of the partition decided) says are decided already."""
-        for partition, queue in list(self.queues.items()):
-            done = decided(partition)
-            while queue and done is not None and _offset(queue[0][1]) <= done:
-                queue.popleft()
-            if not queue:
-                del self.queues[partition]
-
-
-class BufferView:
-    """One entry's changes to the buffer, kept aside until the entry is accepted: an entry
-    too large to record is computed again with fewer messages, from the same buffer."""
-
-    def __init__(self, buffer: Buffer) -> None:
-        self.buffer = buffer
-        self.taken: dict[str, int] = {}  # records taken off each partition's head
-        self.added: dict[str, list[Held]] = {}
-
-    def __len__(self) -> int:
-        return len(self.buffer) - sum(self.taken.values()) + sum(map(len, self.added.values()))
-
-    def head(self, partition: str) -> Held | None:
-        index = self.taken.get(partition, 0)
-        queue = self.buffer.queues.get(partition)
-        kept = len(queue) if queue else 0
-        if index < kept:
-            assert queue is not None
-            return queue[index]
-        added = self.added.get(partition, ())
-        index -= kept
-        return added[index] if index < len(added) else None
-
-    def pop(self, partition: str) -> None:
-        self.taken[partition] = self.taken.get(partition, 0) + 1
-
-    def append(self, partition: str, held: Held) -> None:
-        self.added.setdefault(partition, []).append(held)
-
-    def last_offset(self, partition: str) -> int | None:
-        """The offset of the partition's last waiting record, if any waits."""
-        added = self.added.get(partition)
-        if added:
-            return _offset(added[-1][1])
-        queue = self.buffer.queues.get(partition)
-        if queue and len(queue) > self.taken.get(partition, 0):
-            return _offset(queue[-1][1])
-        return None
-
-    def commit(self) -> None:
-        """Make the changes the buffer's own."""
-        queues = self.buffer.queues
-        for partition in set(self.taken) | set(self.added):
-            queue = queues.setdefault(partition, deque())
-            taken = self.taken.get(partition, 0)
-            added = self.added.get(partition, [])
-            kept = len(queue)
-            for _ in range(min(taken, kept)):
-                queue.popleft()
-            # Records taken in and decided within the entry never reach the buffer.
-            queue.extend(added[max(0, taken - kept) :])
-            if not queue:
-                del queues[partition]
-        self.taken, self.added = {}, {}
-
-
-def _offset(record: ToResolve) -> int:
-    assert record.source is not None
-    return record.source[1]
-
-
 @dataclass
 class World:
     """Everything the ordered step reads and writes."""
@@ -211,13 +116,15 @@ class World:
     identity: ResolverTables
     persons: MutableMapping[str, PersonState]
     households: MutableMapping[str, HouseholdState]
-    # ingest partition -> the highest offset of it decided: the ingest stage is
+    # ingest partition -> the highest offset of it already taken in: the ingest stage is
     # at-least-once, and a record it forwarded twice must count once, at its first place.
     sources: MutableMapping[str, int]
     # The reorder buffer (see :func:`release`): per ingest partition, how far its records
-    # are known (ISO time), kept in the state; and the records waiting, kept in memory.
+    # are known (ISO time), its queue's [head, next] sequence numbers, and the records
+    # waiting, by "<partition>/<sequence>".
     frontiers: MutableMapping[str, str]
-    buffer: BufferView
+    queues: MutableMapping[str, list[int]]
+    waiting: MutableMapping[str, ToResolve]
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,11 +166,8 @@ def message_time(message: ToResolve | StewardDecision) -> dt.datetime:
     return message.ingested_at
 
 
-def step(
-    message: IdentityMessage, world: World, settings: Settings, position: int = -1
-) -> StepResult:
-    """Take one message of the identity topic (at ``position``) in; decide every record
-    it lets go.
+def step(message: IdentityMessage, world: World, settings: Settings) -> StepResult:
+    """Take one message of the identity topic in; decide every record it lets go.
 
     A record from an ingest partition waits in the reorder buffer until every ingest
     partition is known past its time; a watermark moves a partition's frontier. Either may
@@ -282,11 +186,12 @@ def step(
         released = []
         waiting = False
         for record in records:
+            if _seen_before(record, world.sources):
+                continue
             if record.source is None or record.source[0] not in settings.ingest_partitions:
-                if not _seen_before(record, world.sources):
-                    released.append(record)  # not a partition the order covers: as it comes
-            elif not _taken_in(world.buffer, world.sources, record):
-                _enqueue(world, record, position)
+                released.append(record)  # not a partition the order covers: as it comes
+            else:
+                _enqueue(world, record)
                 waiting = True
         if waiting:
             released.extend(release(world, settings))
@@ -381,25 +286,14 @@ def _advance(world: World, partition: str, through: dt.datetime) -> None:
         world.frontiers[partition] = _iso(through)
 
 
-def _enqueue(world: World, record: ToResolve, position: int) -> None:
+def _enqueue(world: World, record: ToResolve) -> None:
     assert record.source is not None
     partition = record.source[0]
-    world.buffer.append(partition, (position, record))
+    head, after = world.queues.get(partition, [0, 0])
+    world.waiting[f"{partition}/{after}"] = record
+    world.queues[partition] = [head, after + 1]
     # Records of one partition arrive in offset order: none earlier than this one is left.
     _advance(world, partition, record.ingested_at)
-
-
-def _taken_in(buffer: BufferView, decided: Mapping[str, int], record: ToResolve) -> bool:
-    """Whether a record is a copy of one waiting or decided already (the ingest stage is
-    at-least-once: it may forward a record twice). Records of one partition are taken in
-    in offset order, so one comparison with the last of each suffices."""
-    assert record.source is not None
-    partition, offset = record.source
-    last = buffer.last_offset(partition)
-    if last is not None and offset <= last:
-        return True
-    done = decided.get(partition)
-    return done is not None and offset <= done
 
 
 # A step records every value it writes and everything it sends in one journal entry (one
@@ -421,13 +315,11 @@ def release(world: World, settings: Settings, *, peek: bool = False) -> list[ToR
     horizon = min(f for f in frontiers if f is not None)
 
     def head_of(partition: str) -> tuple[tuple[str, str, int], ToResolve] | None:
-        while (held := world.buffer.head(partition)) is not None:
-            record = held[1]
-            done = world.sources.get(partition)
-            if done is None or _offset(record) > done:
-                return _order_key(record), record
-            world.buffer.pop(partition)  # decided already: never twice
-        return None
+        head, after = world.queues.get(partition, (0, 0))
+        if head >= after:
+            return None
+        record = world.waiting[f"{partition}/{head}"]
+        return _order_key(record), record
 
     # Each partition's first waiting record, read once: a long backlog is let go a record
     # at a time, and reading every partition's head again for each would cost the most.
@@ -441,8 +333,9 @@ def release(world: World, settings: Settings, *, peek: bool = False) -> list[ToR
         record = heads[partition][1]
         if peek:
             return [record]
-        world.buffer.pop(partition)
-        world.sources[partition] = _offset(record)  # decided: the partition's next may go
+        head, after = world.queues[partition]
+        del world.waiting[f"{partition}/{head}"]
+        world.queues[partition] = [head + 1, after]
         out.append(record)
         following = head_of(partition)
         if following is None:
@@ -452,8 +345,16 @@ def release(world: World, settings: Settings, *, peek: bool = False) -> list[ToR
     return out
 
 
+def waiting_count(queues: Mapping[str, list[int]], partitions: Sequence[str]) -> int:
+    """How many records wait in the reorder buffer."""
+    total = 0
+    for partition in partitions:
+        head, after = queues.get(partition, (0, 0))
+        total += after - head
+    return total
+
+
 def _seen_before(message: ToResolve, sources: MutableMapping[str, int]) -> bool:
-    """For a record decided as it arrives: whether a copy of it was decided already."""
     if message.source is None:
         return False
     partition, offset = message.source
@@ -518,7 +419,6 @@ def handle_batch(
     *,
     decode: Any = lambda raw: raw,
     keep: int = JOURNAL_KEEP,
-    replayed: Callable[[int, Any], None] = lambda position, item: None,
 ) -> list[Handled]:
     """Apply the steps at ``items``' positions (ascending) to ``store`` exactly once each.
 
@@ -541,8 +441,7 @@ def handle_batch(
       which holds exactly the steps before -- returns the entry for a prefix of ``rest``
       (at least its first item) and its stored form, to record and apply.
 
-    No step is ever computed against state that already holds later facts. Every position
-    not computed is passed to ``replayed`` once its entry is applied.
+    No step is ever computed against state that already holds later facts.
     """
     results: list[Handled] = []
     i = 0
@@ -554,7 +453,6 @@ def handle_batch(
         if applied is not None and int(applied) >= position:
             if raw is None:
                 results.append(Handled("skipped", Outputs()))
-                replayed(*items[i])
                 i += 1
                 continue
             entry: JournalEntry[Any] = decode(raw)
@@ -576,8 +474,6 @@ def handle_batch(
             for old in range(entry.position - keep, entry.through - keep + 1):
                 store.pop(journal_key(old), None)
         results.append(Handled(outcome, entry.outputs))
-        if outcome != "computed":
-            replayed(*items[i])
         i += 1
     return results
 
@@ -636,7 +532,9 @@ IDENTITY_PARTS = (
     "identity-decided",
     "identity-rejected",
 )
-PARTS = (*IDENTITY_PARTS, "persons", "households", "sources", "frontiers")
+PARTS = (*IDENTITY_PARTS, "persons", "households", "sources", "frontiers", "queues", "waiting")
+# Parts whose values are frozen records, read once per entry.
+IMMUTABLE_PARTS = frozenset({"waiting"})
 
 
 def part_key(part: str, key: str) -> str:
@@ -649,34 +547,27 @@ def part_key(part: str, key: str) -> str:
 DECIDED_PER_ENTRY = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Computed:
-    """A journal entry computed for a run of messages, the steps' results, and its changes
-    to the reorder buffer, to :meth:`~BufferView.commit` once the entry is recorded."""
-
-    entry: JournalEntry[Any]
-    results: list[StepResult]
-    buffer: BufferView
-
-
 def compute_entries(
     messages: Sequence[tuple[int, IdentityMessage]],
     store: MutableMapping[str, Any],
     codecs: Mapping[str, Codec],
     settings: Settings,
-    buffer: Buffer,
     *,
     decided_at_most: int = DECIDED_PER_ENTRY,
-) -> Computed:
+) -> tuple[JournalEntry[Any], list[StepResult]]:
     """Run :func:`step` for a run of consecutive messages, in order, over one set of
-    overlays of ``store`` and one view of ``buffer``: each step sees the writes of the ones
-    before it, and a key written several times is recorded once, with its last value.
+    overlays of ``store``: each step sees the writes of the ones before it, and a key
+    written several times is recorded once, with its last value.
 
     Stops after the step that brings the records decided to ``decided_at_most``; the
     entry covers the positions of the steps run (at least one).
     """
     views: dict[str, Overlay[Any]] = {
-        part: Overlay(Prefixed(store, f"{part}/", codecs.get(part, Codec()))) for part in PARTS
+        part: Overlay(
+            Prefixed(store, f"{part}/", codecs.get(part, Codec())),
+            immutable=part in IMMUTABLE_PARTS,
+        )
+        for part in PARTS
     }
     world = World(
         ResolverTables(*(views[part] for part in IDENTITY_PARTS)),
@@ -684,7 +575,8 @@ def compute_entries(
         views["households"],
         views["sources"],
         views["frontiers"],
-        buffer.view(),
+        views["queues"],
+        views["waiting"],
     )
     results: list[StepResult] = []
     alerts: list[Alert] = []
@@ -693,9 +585,9 @@ def compute_entries(
     decided = 0
     last = messages[0][0]
 
-    def take(message: IdentityMessage, position: int) -> None:
+    def take(message: IdentityMessage) -> None:
         nonlocal decided
-        result = step(message, world, settings, position)
+        result = step(message, world, settings)
         results.append(result)
         alerts.extend(result.outputs.alerts)
         audit.extend(result.outputs.audit)
@@ -703,7 +595,7 @@ def compute_entries(
         decided += len(result.decisions) or 1
 
     for position, message in messages:
-        take(message, position)
+        take(message)
         last = position
         if decided >= decided_at_most:
             break
@@ -712,7 +604,7 @@ def compute_entries(
         # further steps of this entry while it has room, instead of a round trip through
         # the identity topic each.
         while results[-1].outputs.more and decided < decided_at_most:
-            take(GO_ON, last)
+            take(GO_ON)
     more = results[-1].outputs.more or (
         len(results) > 1 and bool(release(world, settings, peek=True))
     )
@@ -725,16 +617,17 @@ def compute_entries(
             writes.append((part_key(part, key), None if value is None else codec.encode(value)))
     outputs = Outputs(tuple(alerts), tuple(audit), tuple(log), more)
     first = messages[0][0]
-    entry = JournalEntry(first, tuple(writes), outputs, last if last != first else -1)
-    return Computed(entry, results, world.buffer)
+    return JournalEntry(first, tuple(writes), outputs, last if last != first else -1), results
 
 
 def fitting_entry(
     rest: Sequence[tuple[int, IdentityMessage]],
-    compute: Callable[[Sequence[tuple[int, IdentityMessage]], int], Computed],
+    compute: Callable[
+        [Sequence[tuple[int, IdentityMessage]], int], tuple[JournalEntry[Any], list[StepResult]]
+    ],
     encode: Callable[[JournalEntry[Any]], Any],
     too_large: type[Exception],
-) -> tuple[Computed, Any]:
+) -> tuple[JournalEntry[Any], list[StepResult], Any]:
     """The entry for a prefix of ``rest`` whose stored form ``encode`` accepts.
 
     ``compute(messages, decided_at_most)`` runs the steps; ``encode`` raises ``too_large``
@@ -744,42 +637,14 @@ def fitting_entry(
     """
     limit, budget = len(rest), DECIDED_PER_ENTRY
     while True:
-        computed = compute(rest[:limit], budget)
+        entry, results = compute(rest[:limit], budget)
         try:
-            return computed, encode(computed.entry)
+            return entry, results, encode(entry)
         except too_large:
-            through = computed.entry.through
-            consumed = sum(1 for position, _ in rest[:limit] if position <= through)
+            consumed = sum(1 for position, _ in rest[:limit] if position <= entry.through)
             if consumed == 1 and budget == 1:
                 raise
             limit, budget = max(1, consumed // 2), max(1, budget // 2)
-
-
-def take_in_again(
-    position: int,
-    message: IdentityMessage,
-    store: MutableMapping[str, Any],
-    codecs: Mapping[str, Codec],
-    buffer: Buffer,
-    settings: Settings,
-) -> None:
-    """A message read again after a crash or a rebalance, whose entry is applied already
-    (:func:`handle_batch` calls this for every position it does not compute): its records
-    not decided yet wait in the buffer again, where they waited before. Records a redone
-    entry has just decided leave it."""
-    sources: Prefixed[int] = Prefixed(store, "sources/", codecs.get("sources", Codec()))
-    if isinstance(message, ToResolve | Forwarded):
-        records = message.records if isinstance(message, Forwarded) else (message,)
-        view = buffer.view()
-        for record in records:
-            if (
-                record.source is not None
-                and record.source[0] in settings.ingest_partitions
-                and not _taken_in(view, sources, record)
-            ):
-                view.append(record.source[0], (position, record))
-        view.commit()
-    buffer.prune(sources.get)
 
 
 # The watermark the stage sends itself to go on releasing (``Outputs.more``): it names no

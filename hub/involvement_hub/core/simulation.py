@@ -23,7 +23,6 @@ from .model import Event
 from .ordered import (
     GO_ON,
     IDENTITY_PARTS,
-    Buffer,
     Codec,
     Handled,
     Outputs,
@@ -31,7 +30,6 @@ from .ordered import (
     Settings,
     compute_entries,
     handle_batch,
-    take_in_again,
 )
 from .person_stage import Context
 from .resolver import IdentityLogRecord, ResolverTables
@@ -90,12 +88,9 @@ class Simulation:
     handled: list[Handled] = field(default_factory=list)
     # How many inputs the stage takes at a time (the worker's batches), unless run says.
     batch: int = 1
-    # The reorder buffer, in memory: a crash loses it.
-    buffer: Buffer = field(default_factory=Buffer)
-    # The offsets that could be committed, each with the changelog's length when it could
-    # first be: offsets are committed between batches, after a flush, and only up to the
-    # first message not acknowledged -- one not handled, or with a record still waiting.
-    _commit_points: dict[int, int] = field(default_factory=lambda: {0: 0})
+    # Where each batch's writes start in the changelog, by its first position: offsets are
+    # committed only between batches (a batch is acknowledged whole), after a flush.
+    _step_starts: dict[int, int] = field(default_factory=dict)
 
     def publish(
         self,
@@ -117,53 +112,44 @@ class Simulation:
         while self.position < end:
             first = self.position
             items = [(p, self.inputs[p]) for p in range(first, min(first + size, end))]
+            self._step_starts.setdefault(first, len(self.store.log))
 
             def compute(rest: Any) -> Any:
-                computed = compute_entries(rest, self.store, _CODECS, settings, self.buffer)
-                for result in computed.results:
+                entry, results = compute_entries(rest, self.store, _CODECS, settings)
+                for result in results:
                     self.decisions.extend(result.decisions)
-                computed.buffer.commit()
-                return computed.entry, computed.entry
+                return entry, entry
 
-            def replayed(position: int, message: Any) -> None:
-                take_in_again(position, message, self.store, _CODECS, self.buffer, settings)
-
-            handled = handle_batch(items, self.store, compute, replayed=replayed)
-            for (position, _), outcome in zip(items, handled, strict=True):
+            for (position, _), outcome in zip(
+                items, handle_batch(items, self.store, compute), strict=True
+            ):
                 self.handled.append(outcome)
                 self.sent.append((position, outcome.outputs))
                 if outcome.outputs.more:
                     self.inputs.append(GO_ON)  # as the worker sends it to the identity topic
                     end = len(self.inputs) if until is None else end
             self.position += len(items)
-            waiting = self.buffer.lowest_position()
-            acknowledged = self.position if waiting is None else min(waiting, self.position)
-            self._commit_points.setdefault(acknowledged, len(self.store.log))
 
     def crash(self, committed: int, landed: int, keeps: Callable[[int, int], bool]) -> None:
         """A ``kill -9``: the consumer resumes at ``committed``; the changelog keeps its
         first ``landed`` writes (at least all of the committed steps'); of the outputs of
-        steps at or after ``committed``, those ``keeps(position, index)`` accepts survive.
-
-        A message is acknowledged only once every record it brought has left the reorder
-        buffer, so no offset past the first still waiting was ever committed; the buffer
-        itself, in memory, is lost."""
-        committed = max(p for p in self._commit_points if p <= committed)
-        floor = self._commit_points[committed]
+        steps at or after ``committed``, those ``keeps(position, index)`` accepts survive."""
+        committed = min(committed, self.position)
+        # Offsets are committed between batches only.
+        committed = max(p for p in [0, self.position, *self._step_starts] if p <= committed)
+        floor = self._step_starts.get(committed, len(self.store.log))
         self.store.rebuilt_from(max(landed, floor))
         self.sent = [
             (p, outputs) if p < committed else (p, _some(outputs, p, keeps))
             for p, outputs in self.sent
         ]
-        self._commit_points = {p: i for p, i in self._commit_points.items() if p <= committed}
+        self._step_starts = {p: i for p, i in self._step_starts.items() if p < committed}
         self.position = committed
-        self.buffer = Buffer()
 
     def replay_from_start(self) -> None:
         """Consumer groups reset to the earliest offsets."""
         self.position = 0
-        self._commit_points = {0: len(self.store.log)}
-        self.buffer = Buffer()
+        self._step_starts = {}
 
     # -- what was sent, and the state, for assertions ------------------------------------
 
@@ -201,6 +187,7 @@ _CODECS = {
     "identity-keys-of": _LISTS,
     "identity-by-birthday": _LISTS,
     "identity-rejected": _LISTS,
+    "queues": _LISTS,
 }
 
 

@@ -22,7 +22,6 @@ than the caps allow (``quarantine_note``).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -59,17 +58,16 @@ from involvement_hub.core.messages import (
 )
 from involvement_hub.core.ordered import (
     GO_ON,
-    Buffer,
     Codec,
-    Computed,
     JournalEntry,
     Outputs,
+    Prefixed,
     StepResult,
     compute_entries,
     fitting_entry,
     handle_batch,
     journal_key,
-    take_in_again,
+    waiting_count,
 )
 from involvement_hub.core.ordered import Settings as StepSettings
 from involvement_hub.core.outbox import Backoff, OutboxEntry
@@ -295,12 +293,6 @@ class HubApp:
         # Records examined, waiting to be forwarded (and then acknowledged) in one message.
         self._pending_ingest: list[tuple[Any, ToResolve | None]] = []
         self._ingest_stream: Any = None
-        # The ordered stage's reorder buffer (in memory), the identity-topic events handled
-        # but not acknowledged (a record they brought still waits), and the offset expected
-        # next: any other means the consumer resumed elsewhere, and the buffer is rebuilt.
-        self._buffer = Buffer()
-        self._unacknowledged: collections.deque[Any] = collections.deque()
-        self._identity_next: int | None = None
         self._last_watermark_at = 0.0
         # id -> (the due time nudged for, monotonic time of the nudge)
         self._nudged: dict[str, tuple[dt.datetime, float]] = {}
@@ -613,13 +605,11 @@ class HubApp:
 
     async def _ordered_agent(self, stream: Any) -> None:
         """The ordered stage, a batch at a time: one journal entry, one write per key
-        changed and one ``applied`` mark per run of messages. A message is acknowledged
-        once its entry is applied and every record it brought has left the reorder buffer
-        (which is in memory): the committed offset never passes a record still waiting."""
+        changed and one ``applied`` mark per batch. Acknowledged after the batch: offsets
+        are committed between batches only, which the journal relies on."""
         async for batch in stream.noack_take(ORDERED_BATCH, within=ORDERED_BATCH_WAIT_S):
             for start in range(0, len(batch), ORDERED_CHUNK):
                 events = batch[start : start + ORDERED_CHUNK]
-                self._resume_at(events[0].message.offset)
                 began = time.thread_time()
                 # One identity partition: every state write is filed under it.
                 with as_current(events[-1]):
@@ -639,45 +629,22 @@ class HubApp:
                             except Exception as exc:
                                 await self._stage_error("ordered", event, exc)
                 self.metrics.ordered_cpu.inc(time.thread_time() - began)
-                # Acknowledged a chunk at a time, each chunk's entries whole, and never
-                # past a record still waiting; the loop turns between chunks, so a backlog
-                # does not hold up ingest, delivery and timers.
-                self._unacknowledged.extend(events)
-                self._identity_next = events[-1].message.offset + 1
-                waiting = self._buffer.lowest_position()
-                while self._unacknowledged and (
-                    waiting is None or self._unacknowledged[0].message.offset < waiting
-                ):
-                    await stream.ack(self._unacknowledged.popleft())
-                self.metrics.ordered_waiting.set(len(self._buffer))
+                # Acknowledged a chunk at a time, each chunk's entries whole, so an offset
+                # committed is always an entry's end; the loop turns between chunks, so
+                # a backlog does not hold up ingest, delivery and timers.
+                for event in events:
+                    await stream.ack(event)
                 await asyncio.sleep(0)
-
-    def _resume_at(self, offset: int) -> None:
-        """The identity topic's next message is at ``offset``: if that is not the one
-        after the last, the consumer resumed at its committed offset (a rebalance, a
-        seek), where every waiting record's message will be read again. The buffer starts
-        afresh; the events not acknowledged were this consumer's, and are not any more."""
-        if self._identity_next is not None and offset != self._identity_next:
-            log.info(
-                "ordered stage: resuming at offset %d (expected %d); reorder buffer rebuilt",
-                offset,
-                self._identity_next,
-            )
-            self._buffer = Buffer()
-            self._unacknowledged.clear()
 
     def _ordered(self, events: Sequence[Any]) -> None:
         """Positions of the identity topic: resolved, applied and routed exactly once."""
         items = [(e.message.offset, wire.loads(IdentityMessage, e.value)) for e in events]
 
-        def run(messages: Sequence[tuple[int, Any]], budget: int) -> Computed:
+        def run(
+            messages: Sequence[tuple[int, Any]], budget: int
+        ) -> tuple[JournalEntry[bytes], list[StepResult]]:
             return compute_entries(
-                messages,
-                self.state,
-                STATE_CODECS,
-                self._step_settings,
-                self._buffer,
-                decided_at_most=budget,
+                messages, self.state, STATE_CODECS, self._step_settings, decided_at_most=budget
             )
 
         def encode(entry: JournalEntry[bytes]) -> bytes:
@@ -687,21 +654,21 @@ class HubApp:
             return encode_journal(entry)
 
         def compute(rest: Sequence[tuple[int, Any]]) -> tuple[JournalEntry[bytes], bytes]:
-            computed, raw = fitting_entry(rest, run, encode, OversizeMessage)
-            computed.buffer.commit()
-            self._count(computed.entry, computed.results)
-            return computed.entry, raw
+            entry, results, raw = fitting_entry(rest, run, encode, OversizeMessage)
+            self._count(entry, results)
+            return entry, raw
 
-        def replayed(position: int, message: Any) -> None:
-            take_in_again(
-                position, message, self.state, STATE_CODECS, self._buffer, self._step_settings
-            )
-
-        handled = handle_batch(items, self.state, compute, decode=decode_journal, replayed=replayed)
+        handled = handle_batch(items, self.state, compute, decode=decode_journal)
         for outcome in handled:
             if outcome.outcome != "computed":
                 self.metrics.ordered_replays.labels(outcome.outcome).inc()
             self._send_outputs(outcome.outputs)
+        self.metrics.ordered_waiting.set(
+            waiting_count(
+                Prefixed(self.state, "queues/", STATE_CODECS["queues"]),
+                self._step_settings.ingest_partitions,
+            )
+        )
         if any(h.outputs.more for h in handled):
             # More waiting records may go: another step, after whatever has arrived since.
             self.identity_topic.send_soon(value=wire.dumps(GO_ON, IdentityMessage))
@@ -911,6 +878,8 @@ STATE_CODECS: dict[str, Codec] = {
     "households": _codec(remembered(dataclass_codec(HouseholdState), REMEMBERED)),
     "sources": _codec(json_codec),
     "frontiers": _codec(str_codec),
+    "queues": _codec(json_codec),
+    "waiting": _codec(dataclass_codec(ToResolve)),
 }
 
 
