@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from involvement_hub.config import load_config
 from involvement_hub.delivery.mailer import MemoryMailer
@@ -25,3 +26,19 @@ def test_each_application_keeps_its_tables_in_a_folder_of_its_own(tmp_path: Path
     assert first != second
     assert first.is_relative_to(tmp_path / "worker" / "hub-north")
     assert second.is_relative_to(tmp_path / "worker" / "hub-south")
+
+
+def faust_conf(settings: Settings) -> Any:
+    return HubApp(settings, load_config(settings), create_metrics(), MemoryMailer()).app.conf
+
+
+def test_failover_settings_reach_faust(tmp_path: Path) -> None:
+    # A killed worker's partitions move after the session timeout, to a worker that keeps a
+    # standby copy of their tables.
+    conf = faust_conf(Settings(state_dir=tmp_path, session_timeout_s=20.0, standby_replicas=2))
+    assert conf.broker_session_timeout == 20.0
+    assert conf.broker_heartbeat_interval == 3.0
+    assert conf.table_standby_replicas == 2
+    default = faust_conf(Settings(state_dir=tmp_path))
+    assert default.broker_session_timeout == 15.0
+    assert default.table_standby_replicas == 1

@@ -336,8 +336,15 @@ class HubApp:
             consumer_auto_offset_reset="earliest",
             # Static membership: a worker restarted after a crash rejoins under the same id
             # and takes its partitions back at once, instead of waiting for the dead
-            # member's session to time out (about a minute) before anything is processed.
+            # member's session to time out before anything is processed.
             consumer_group_instance_id=group_instance_id(s),
+            # A worker that is not restarted (a lost node) keeps its partitions until its
+            # session times out: Faust's 60 s is most of a failover, so the hub's is shorter.
+            broker_session_timeout=s.session_timeout_s,
+            broker_heartbeat_interval=s.heartbeat_interval_s,
+            # Each table partition kept warm on another worker, which takes it over after
+            # reading only what its copy lacks (RocksDB keeps the copy's offset).
+            table_standby_replicas=s.standby_replicas,
             producer_acks=-1,
             # A few milliseconds of lingering lets the producer send changelog and topic
             # messages in batches instead of one request (and syscall) each.
