@@ -94,3 +94,26 @@ def test_messages_per_event_are_listed_by_direction_and_topic() -> None:
     assert section[2].split() == ["hub-bench-x-hub-state-changelog", "6.250"]
     assert section[3] == "  consumed (2.50 in all)"
     assert section[4].split() == ["bench-x.hub.identity", "1.500"]
+
+
+def test_the_failover_row_says_the_target_and_whether_it_was_met() -> None:
+    figures = {
+        "failover_routing_s": 41.2,
+        "failover_to_ready_s": 38.5,
+        "failover_persons": 1_047_002,
+        "failover_session_timeout_s": 15.0,
+        "failover_standby_warm_s": 610.3,
+    }
+    by_name = {line.split("  ")[0]: line for line in table(Results(figures=figures)).splitlines()}
+    row = by_name["failover to routing, 2 workers, kill -9"]
+    assert "41.2 s" in row
+    assert "ready after 38.5 s; 1,047,002 persons, session timeout 15.0 s" in row
+    assert "(target <= 60 s at 1,000,000: met)" in row
+    small = {**figures, "failover_routing_s": 15.9, "failover_persons": 20_123}
+    assert "(target <= 60 s at 1,000,000)" in table(Results(figures=small))
+    assert (
+        "skipped"
+        in {line.split("  ")[0]: line for line in table(Results(figures={})).splitlines()}[
+            "failover to routing, 2 workers, kill -9"
+        ]
+    )
