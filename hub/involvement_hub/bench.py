@@ -684,11 +684,15 @@ def _failover_note(f: dict[str, Any]) -> str:
 
     target = f"target <= {TARGETS['failover_routing_s_at_1m_persons']:.0f} s at 1,000,000"
     judged = verdict(f.get("failover_routing_s"), f.get("failover_persons") or 0)
+    standby = (
+        f"standby warm {f.get('failover_standby_warm_s')} s after start"
+        if f.get("failover_standby_replicas", 1)
+        else "no standby"
+    )
     return (
         f"ready after {f.get('failover_to_ready_s')} s; {f.get('failover_persons') or 0:,} "
-        f"persons, session timeout {f.get('failover_session_timeout_s')} s, standby warm "
-        f"{f.get('failover_standby_warm_s')} s after start ({target}"
-        + (f": {judged})" if judged else ")")
+        f"persons, session timeout {f.get('failover_session_timeout_s')} s, {standby} "
+        f"({target}" + (f": {judged})" if judged else ")")
     )
 
 

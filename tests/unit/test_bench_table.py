@@ -111,9 +111,7 @@ def test_the_failover_row_says_the_target_and_whether_it_was_met() -> None:
     assert "(target <= 60 s at 1,000,000: met)" in row
     small = {**figures, "failover_routing_s": 15.9, "failover_persons": 20_123}
     assert "(target <= 60 s at 1,000,000)" in table(Results(figures=small))
-    assert (
-        "skipped"
-        in {line.split("  ")[0]: line for line in table(Results(figures={})).splitlines()}[
-            "failover to routing, 2 workers, kill -9"
-        ]
-    )
+    cold = {**small, "failover_standby_replicas": 0}
+    assert "session timeout 15.0 s, no standby (target" in table(Results(figures=cold))
+    skipped = {line.split("  ")[0]: line for line in table(Results(figures={})).splitlines()}
+    assert "skipped" in skipped["failover to routing, 2 workers, kill -9"]
