@@ -65,6 +65,7 @@ TARGETS = {
     # A stage on one partition cannot be spread over workers: its cap must be at least
     # this many times the hub's throughput target (issue 11, item 4).
     "single_partition_cap_to_target": 10.0,
+    "failover_routing_s_at_1m_persons": 60.0,
 }
 
 
@@ -77,8 +78,10 @@ class BenchOptions:
     latency_seconds: float = 20.0
     seed: int = 1
     out: Path | None = None
-    skip: frozenset[str] = frozenset()  # of "ingest", "latency", "restart", "delivery", "state"
+    # of "ingest", "latency", "restart", "delivery", "state", "failover"
+    skip: frozenset[str] = frozenset()
     state_persons: int = 20_000  # the large-state run: memory, recovery and restart
+    failover_persons: int = 1_000_000  # two workers, the one routing killed (issue 11)
 
 
 @dataclass
@@ -181,8 +184,9 @@ async def _read(settings: Settings, topic: str) -> list[Any]:
     return await read_all(settings, topic)
 
 
-def _latencies(settings: Settings, since: float) -> list[float]:
-    """For each alert delivered after ``since`` (epoch s): seconds from ingest to SMTP 250."""
+def _deliveries(settings: Settings, since: float) -> list[tuple[float, float]]:
+    """(ingested, accepted by the mail server), epoch seconds, of every alert delivered
+    whose event was ingested after ``since``."""
     names = TopicNames.from_settings(settings)
     alerts = asyncio.run(_read(settings, names.alerts))
     outcomes = asyncio.run(_read(settings, names.delivery))
@@ -191,7 +195,7 @@ def _latencies(settings: Settings, since: float) -> list[float]:
         message = wire.loads(AlertTopicMessage, record.value)
         if isinstance(message, Alert):
             ingested[message.alert_id] = message.ingested_at.timestamp()
-    latencies = []
+    delivered = []
     for record in outcomes:
         outcome = wire.loads(DeliveryOutcome, record.value)
         if (
@@ -199,8 +203,13 @@ def _latencies(settings: Settings, since: float) -> list[float]:
             and outcome.alert_id in ingested
             and ingested[outcome.alert_id] >= since
         ):
-            latencies.append(outcome.at.timestamp() - ingested[outcome.alert_id])
-    return latencies
+            delivered.append((ingested[outcome.alert_id], outcome.at.timestamp()))
+    return delivered
+
+
+def _latencies(settings: Settings, since: float) -> list[float]:
+    """For each alert delivered after ``since`` (epoch s): seconds from ingest to SMTP 250."""
+    return [sent - ingested for ingested, sent in _deliveries(settings, since)]
 
 
 def _wait_routing(settings: Settings, since: float, timeout: float, progress: Progress) -> None:
@@ -343,6 +352,7 @@ def run_bench(settings: Settings, options: BenchOptions, progress: Progress) -> 
             ("restart", _restart),
             ("delivery", _delivery),
             ("state", _state),
+            ("failover", _failover),
         )
         for name, step in steps:
             if name not in options.skip:
@@ -698,6 +708,11 @@ def table(results: Results) -> str:
             f"ready after {f.get('restart_to_ready_s')} s",
         ),
         (
+            "failover to routing, 2 workers, kill -9",
+            num("failover_routing_s", "s"),
+            _failover_note(f),
+        ),
+        (
             "worker peak memory, large state",
             num("state_rss_mib", "MiB"),
             f"{f.get('state_persons', 0):,} persons, store {f.get('store', '-')}"
@@ -718,6 +733,23 @@ def table(results: Results) -> str:
     return "\n".join([*lines, *_traffic_lines(f.get("messages_per_event"))])
 
 
+def _failover_note(f: dict[str, Any]) -> str:
+    from involvement_hub.bench_failover import verdict
+
+    target = f"target <= {TARGETS['failover_routing_s_at_1m_persons']:.0f} s at 1,000,000"
+    judged = verdict(f.get("failover_routing_s"), f.get("failover_persons") or 0)
+    standby = (
+        f"standby warm {f.get('failover_standby_warm_s')} s after start"
+        if f.get("failover_standby_replicas", 1)
+        else "no standby"
+    )
+    return (
+        f"ready after {f.get('failover_to_ready_s')} s; {f.get('failover_persons') or 0:,} "
+        f"persons, session timeout {f.get('failover_session_timeout_s')} s, {standby} "
+        f"({target}" + (f": {judged})" if judged else ")")
+    )
+
+
 def _traffic_lines(messages: dict[str, dict[str, float]] | None) -> list[str]:
     """The hub's Kafka messages per input event, by topic and direction."""
     if not messages:
@@ -731,33 +763,59 @@ def _traffic_lines(messages: dict[str, dict[str, float]] | None) -> list[str]:
     return lines
 
 
-def _state(run: _Run) -> None:
-    """Memory, first recovery and restart to routing with a large state (see bench_state)."""
+@dataclass
+class _LargeState:
+    """A large state written to the changelogs of an application of its own."""
+
+    settings: Settings
+    population: Population
+    persons: int
+    records: int
+
+
+def _large_state(run: _Run, persons: int, name: str, **changes: Any) -> _LargeState:
+    """About ``persons`` persons' tables built and written straight to the changelogs
+    (``bench_state``), for an application id and topics of their own: a new consumer group
+    on the earlier runs' topics would start by reprocessing all of them."""
     from involvement_hub import bench_state
 
-    f, say = run.figures, run.progress
-    if run.worker is not None:
-        run.worker.stop()
-    families = max(1, round(run.options.state_persons / 3.6))
+    say = run.progress
+    families = max(1, round(persons / 3.6))
     population = Population(families, seed=run.options.seed + 1)
-    # Topics of its own too: a new consumer group on the earlier runs' topics would start by
-    # reprocessing all of them.
     settings = run.settings.replace(
-        app_id=f"{run.settings.app_id}-state", topic_prefix=f"{run.settings.topic_prefix}state."
+        app_id=f"{run.settings.app_id}-{name}",
+        topic_prefix=f"{run.settings.topic_prefix}{name}.",
+        **changes,
     )
     asyncio.run(ensure_topics(settings))
-    say(f"large state: building {families} families' teams, families and identities ...")
+    say(f"{name}: building {families} families' teams, families and identities ...")
     t0 = time.perf_counter()
     state = bench_state.build(
         population, run.registry, settings.pseudonym_key.reveal().encode(), say
     )
-    f["state_persons"] = bench_state.persons(state)
+    count = bench_state.persons(state)
     asyncio.run(ensure_changelogs(settings))
     written = asyncio.run(bench_state.write(settings, state, say))
-    f["state_changelog_records"] = written
     took = time.perf_counter() - t0
-    say(f"  {f['state_persons']:,} persons, {written:,} changelog records in {took:.0f} s")
-    del state
+    say(f"  {count:,} persons, {written:,} changelog records in {took:.0f} s")
+    return _LargeState(settings, population, count, written)
+
+
+def _failover(run: _Run) -> None:
+    from involvement_hub.bench_failover import failover
+
+    failover(run)
+
+
+def _state(run: _Run) -> None:
+    """Memory, first recovery and restart to routing with a large state (see bench_state)."""
+    f, say = run.figures, run.progress
+    if run.worker is not None:
+        run.worker.stop()
+    large = _large_state(run, run.options.state_persons, "state")
+    settings, population = large.settings, large.population
+    f["state_persons"] = large.persons
+    f["state_changelog_records"] = large.records
     names = TopicNames.from_settings(settings)
     state_run = _Run(settings, run.options, run.registry, names, population, run.workdir, say, f)
     say("  starting a worker with an empty local store: it recovers the whole state ...")

@@ -256,6 +256,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         out=args.out,
         skip=frozenset(s for s in args.skip.split(",") if s),
         state_persons=args.state_persons,
+        failover_persons=args.failover_persons,
     )
     results = run_bench(settings, options, progress=_say)
     print(table(results))
@@ -409,13 +410,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--out", type=Path, help="where to write the JSON results")
     bench.add_argument(
-        "--skip", default="", help="comma-separated: ingest, latency, restart, delivery, state"
+        "--skip",
+        default="",
+        help="comma-separated: ingest, latency, restart, delivery, state, failover",
     )
     bench.add_argument(
         "--state-persons",
         type=int,
         default=20_000,
         help="persons in the large-state run (1000000 for the full measure)",
+    )
+    bench.add_argument(
+        "--failover-persons",
+        type=int,
+        default=20_000,
+        help="persons in the failover run: two workers, the one routing killed with kill -9 "
+        "(1000000 for the full measure: about 50 minutes)",
     )
     chaos = add(
         "chaos",

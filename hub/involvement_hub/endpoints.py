@@ -7,10 +7,13 @@ personal data.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = logging.getLogger(__name__)
 
 
 def endpoints_app(
@@ -18,8 +21,18 @@ def endpoints_app(
     *,
     live: Callable[[], bool],
     ready: Callable[[], bool],
+    observe: Callable[[], None] | None = None,
 ) -> web.Application:
+    """``observe`` brings the gauges that are measured rather than counted (lag, recovery,
+    standby copies) up to date before each scrape."""
+
     async def metrics(_: web.Request) -> web.Response:
+        if observe is not None:
+            try:
+                observe()
+            except Exception:
+                # The counters are still worth serving; the gauges keep their last values.
+                log.exception("could not observe lag and recovery before a scrape")
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -45,6 +45,7 @@ class HubMetrics(NamedTuple):
     live: Gauge
     consumer_lag: Gauge
     recovery_remaining: Gauge
+    standby_remaining: Gauge
     build_info: Gauge
 
 
@@ -200,6 +201,13 @@ def create_metrics(registry: CollectorRegistry | None = None) -> HubMetrics:
         recovery_remaining=Gauge(
             "hub_table_recovery_remaining_messages",
             "Changelog messages this worker must still read before its tables are recovered.",
+            registry=reg,
+        ),
+        standby_remaining=Gauge(
+            "hub_table_standby_remaining_messages",
+            "Changelog messages a standby copy on this worker still lacks, per changelog "
+            "partition it keeps a standby of (0: warm, ready to take over).",
+            ["topic", "partition"],
             registry=reg,
         ),
         build_info=Gauge(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -139,6 +140,22 @@ def metric_total(text: str, name: str) -> float:
         if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of ``name`` in a Prometheus text exposition: its labels and value."""
+    samples = []
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or match["name"] != name:
+            continue
+        labels = dict(_LABEL.findall(match["labels"] or ""))
+        samples.append((labels, float(match["value"])))
+    return samples
 
 
 def cpu_seconds(pid: int) -> float:

@@ -41,6 +41,12 @@ SMTP_SECURITY_MODES: Final = ("starttls", "tls", "plain")
 KAFKA_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 MIN_STALL_S: Final = 5.0  # Faust commits offsets every 2.8 s
+# A broker refuses a session shorter than its group.min.session.timeout.ms (6 s unless
+# changed); Faust refuses one longer than its request timeout (90 s).
+MIN_SESSION_TIMEOUT_S: Final = 6.0
+MAX_SESSION_TIMEOUT_S: Final = 90.0
+# Faust's own heartbeat interval, kept while it is at most a third of the session.
+HEARTBEAT_S: Final = 3.0
 
 
 class Secret:
@@ -85,6 +91,8 @@ class Settings:
     topic_prefix: str = ""
     app_id: str = "involvement-hub"
     instance_id: str = ""
+    session_timeout_s: float = 15.0
+    standby_replicas: int = 1
     agencies: tuple[str, ...] = DEFAULT_AGENCIES
     partitions: int = 4
     replication_factor: int = 1
@@ -126,6 +134,12 @@ class Settings:
     def bootstrap(self) -> str:
         """The broker to use: the configured one, else the local broker's port."""
         return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """How often the worker tells its group it is alive: Faust's 3 s, or a third of a
+        session shorter than 9 s, so two heartbeats can go missing before it expires."""
+        return min(HEARTBEAT_S, self.session_timeout_s / 3)
 
     @property
     def mailbox_dir(self) -> Path:
@@ -212,6 +226,15 @@ class Settings:
             raise SettingsError(
                 f"HUB_STALL_S must be at least {MIN_STALL_S:g} seconds, not {self.stall_s:g}"
             )
+        if not MIN_SESSION_TIMEOUT_S <= self.session_timeout_s <= MAX_SESSION_TIMEOUT_S:
+            raise SettingsError(
+                f"HUB_SESSION_TIMEOUT_S must be between {MIN_SESSION_TIMEOUT_S:g} and "
+                f"{MAX_SESSION_TIMEOUT_S:g} seconds, not {self.session_timeout_s:g}"
+            )
+        if self.standby_replicas < 0:
+            raise SettingsError(
+                f"HUB_STANDBY_REPLICAS must be 0 or more, not {self.standby_replicas}"
+            )
         if not self.store.startswith(("memory://", "rocksdb://")):
             raise SettingsError("HUB_STORE must be memory:// or rocksdb://")
         for name in ("local_kafka_port", "local_kafka_controller_port", "mailbox_port"):
@@ -235,6 +258,14 @@ DESCRIPTIONS: Final = {
         "This worker's static group membership id, stable across its restarts and unique in "
         "its group, so a restarted worker takes its partitions back at once. Empty: "
         "`<host name>-<HUB_APP_ID>`; set it when several workers of one app share a host."
+    ),
+    "session_timeout_s": (
+        "Seconds (6-90) the broker waits for a worker that stopped answering, a `kill -9` or a "
+        "lost node, before its partitions move to the other workers."
+    ),
+    "standby_replicas": (
+        "Standby copies of each table partition kept up to date on other workers, to take over "
+        "from (with `rocksdb://`; the memory store keeps none). 0: none."
     ),
     "agencies": "Comma-separated agency ids; each publishes to `ingest.<agency_id>`.",
     "partitions": "Partitions of the keyed hub topics and tables (the scale-out unit).",

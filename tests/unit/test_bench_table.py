@@ -127,3 +127,24 @@ def test_the_latency_row_says_whether_the_worker_kept_up() -> None:
     figures.update(latency_lag_at_end=3, latency_drain_s=1.2, latency_kept_up=True)
     text = table(Results(options={"latency_rate": 100.0}, figures=figures))
     assert "kept up (all done 1.2 s after the last event)" in text
+
+
+def test_the_failover_row_says_the_target_and_whether_it_was_met() -> None:
+    figures = {
+        "failover_routing_s": 41.2,
+        "failover_to_ready_s": 38.5,
+        "failover_persons": 1_047_002,
+        "failover_session_timeout_s": 15.0,
+        "failover_standby_warm_s": 610.3,
+    }
+    by_name = {line.split("  ")[0]: line for line in table(Results(figures=figures)).splitlines()}
+    row = by_name["failover to routing, 2 workers, kill -9"]
+    assert "41.2 s" in row
+    assert "ready after 38.5 s; 1,047,002 persons, session timeout 15.0 s" in row
+    assert "(target <= 60 s at 1,000,000: met)" in row
+    small = {**figures, "failover_routing_s": 15.9, "failover_persons": 20_123}
+    assert "(target <= 60 s at 1,000,000)" in table(Results(figures=small))
+    cold = {**small, "failover_standby_replicas": 0}
+    assert "session timeout 15.0 s, no standby (target" in table(Results(figures=cold))
+    skipped = {line.split("  ")[0]: line for line in table(Results(figures={})).splitlines()}
+    assert "skipped" in skipped["failover to routing, 2 workers, kill -9"]

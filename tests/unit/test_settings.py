@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from involvement_hub.errors import ConfigError, SettingsError
-from involvement_hub.settings import DEFAULT_AGENCIES, Secret, Settings
+from involvement_hub.settings import DEFAULT_AGENCIES, DESCRIPTIONS, Secret, Settings
 
 
 def test_no_variables_give_the_defaults() -> None:
@@ -37,6 +37,8 @@ def test_other_variables_are_ignored() -> None:
         ("HUB_SCHEMA_DIR", "", "schema_dir", None),
         ("HUB_SMTP_CA_FILE", "/etc/ca.pem", "smtp_ca_file", Path("/etc/ca.pem")),
         ("HUB_STORE", "rocksdb://", "store", "rocksdb://"),
+        ("HUB_SESSION_TIMEOUT_S", "20", "session_timeout_s", 20.0),
+        ("HUB_STANDBY_REPLICAS", "0", "standby_replicas", 0),
         ("HUB_SMTP_SECURITY", "tls", "smtp_security", "tls"),
         ("HUB_SMTP_SECURITY", "plain", "smtp_security", "plain"),
         (
@@ -106,6 +108,9 @@ def test_smtp_security_must_be_starttls_tls_or_plain(mode: str) -> None:
         ("HUB_MAILBOX_PORT", "70000", "HUB_MAILBOX_PORT must be a TCP port"),
         ("HUB_LOCAL_KAFKA_PORT", "0", "HUB_LOCAL_KAFKA_PORT must be a TCP port"),
         ("HUB_STALL_S", "2", "HUB_STALL_S must be at least 5 seconds, not 2"),
+        ("HUB_SESSION_TIMEOUT_S", "5", "HUB_SESSION_TIMEOUT_S must be between 6 and 90 seconds"),
+        ("HUB_SESSION_TIMEOUT_S", "120", "HUB_SESSION_TIMEOUT_S must be between 6 and 90"),
+        ("HUB_STANDBY_REPLICAS", "-1", "HUB_STANDBY_REPLICAS must be 0 or more, not -1"),
     ],
 )
 def test_out_of_range_values_are_named(name: str, raw: str, message: str) -> None:
@@ -177,3 +182,33 @@ def test_an_application_id_must_be_a_safe_group_topic_and_folder_name(app_id: st
 def test_usual_application_ids_are_accepted() -> None:
     for app_id in ("involvement-hub", "hub-bench-1a2b3c-state", "county.hub_2"):
         assert Settings.from_env({"HUB_APP_ID": app_id}).app_id == app_id
+
+
+def test_a_dead_worker_keeps_its_partitions_15_s_by_default_with_one_standby() -> None:
+    settings = Settings()
+    assert settings.session_timeout_s == 15.0
+    assert settings.standby_replicas == 1
+
+
+@pytest.mark.parametrize(
+    ("session", "heartbeat"), [(15.0, 3.0), (60.0, 3.0), (9.0, 3.0), (6.0, 2.0), (7.5, 2.5)]
+)
+def test_the_heartbeat_leaves_room_for_two_missed_ones(session: float, heartbeat: float) -> None:
+    settings = Settings(session_timeout_s=session)
+    assert settings.heartbeat_interval_s == heartbeat
+    assert settings.heartbeat_interval_s * 3 <= settings.session_timeout_s
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_ROW = re.compile(r"^\| `(HUB_[A-Z0-9_]+)` \| (.*?) \| (.*) \|$", re.MULTILINE)
+
+
+def test_the_readme_lists_every_setting_with_its_default_and_meaning() -> None:
+    rows = {name: (default, meaning) for name, default, meaning in _ROW.findall(README.read_text())}
+    defaults = Settings().as_environment()
+    expected = {}
+    for spec in dataclasses.fields(Settings):
+        name = f"HUB_{spec.name.upper()}"
+        default = defaults.get(name, "")
+        expected[name] = (f"`{default}`" if default else "", DESCRIPTIONS[spec.name])
+    assert rows == expected

@@ -34,7 +34,7 @@ import socket
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
@@ -301,6 +301,7 @@ class HubApp:
         self._committed_total = -1
         self._lagging = False
         self._lag_labels: set[tuple[str, str]] = set()
+        self._standby_labels: set[tuple[str, str]] = set()
         metrics.build_info.labels(
             _version("involvement-hub"), platform.python_version(), _version("faust-streaming")
         ).set(1)
@@ -337,8 +338,15 @@ class HubApp:
             consumer_auto_offset_reset="earliest",
             # Static membership: a worker restarted after a crash rejoins under the same id
             # and takes its partitions back at once, instead of waiting for the dead
-            # member's session to time out (about a minute) before anything is processed.
+            # member's session to time out before anything is processed.
             consumer_group_instance_id=group_instance_id(s),
+            # A worker that is not restarted (a lost node) keeps its partitions until its
+            # session times out: Faust's 60 s is most of a failover, so the hub's is shorter.
+            broker_session_timeout=s.session_timeout_s,
+            broker_heartbeat_interval=s.heartbeat_interval_s,
+            # Each table partition kept warm on another worker, which takes it over after
+            # reading only what its copy lacks (RocksDB keeps the copy's offset).
+            table_standby_replicas=s.standby_replicas,
             producer_acks=-1,
             # A few milliseconds of lingering lets the producer send changelog and topic
             # messages in batches instead of one request (and syscall) each.
@@ -438,8 +446,9 @@ class HubApp:
         self.metrics.live.set(1 if ok else 0)
         return ok
 
-    def _observe(self) -> None:
-        """Lag per partition, recovery progress, and whether commits still advance."""
+    def observe(self) -> None:
+        """Lag per partition, recovery progress, standby copies, and whether commits still
+        advance. Called at every delivery tick and before /metrics answers."""
         app = self.app
         if not app.started:
             return
@@ -467,7 +476,20 @@ class HubApp:
             self._progress_at = time.monotonic()
         self._lagging = lag_total > 0
         tables: Any = app.tables
-        self.metrics.recovery_remaining.set(tables.recovery.active_remaining_total())
+        recovery = tables.recovery
+        self.metrics.recovery_remaining.set(recovery.active_remaining_total())
+        standby = standby_remaining(
+            recovery.standby_tps,
+            recovery.standby_offsets,
+            {tp: consumer.highwater(tp) for tp in recovery.standby_tps},
+            recovery.standby_highwaters,
+        )
+        for tp, remaining in standby.items():
+            self.metrics.standby_remaining.labels(tp.topic, str(tp.partition)).set(remaining)
+        kept = {(tp.topic, str(tp.partition)) for tp in standby}
+        for gone in self._standby_labels - kept:
+            self.metrics.standby_remaining.remove(*gone)
+        self._standby_labels = kept
         # The gauges must move without anyone calling the probes.
         self.ready()
         self.live()
@@ -742,7 +764,7 @@ class HubApp:
         except Exception:
             log.exception("delivery tick failed; trying again at the next one")
         try:
-            self._observe()
+            self.observe()
         except Exception:
             log.exception("could not observe lag and recovery; trying again at the next tick")
         if self.outage is not None:
@@ -906,6 +928,28 @@ def decode_journal(raw: bytes) -> JournalEntry[bytes]:
     record: _JournalRecord = wire.loads(_JournalRecord, raw)
     writes = tuple((k, None if v is None else v.encode("utf-8")) for k, v in record.writes)
     return JournalEntry(record.position, writes, record.outputs, record.last)
+
+
+def standby_remaining(
+    standbys: Iterable[Any],
+    offsets: Mapping[Any, int | None],
+    ends: Mapping[Any, int | None],
+    highwaters_at_start: Mapping[Any, int | None],
+) -> dict[Any, int]:
+    """Changelog messages each standby partition still lacks.
+
+    ``offsets``: the last offset Faust's recovery took in for the standby (-1 or None:
+    none yet); ``ends``: the consumer's latest end offset of the partition (None before
+    its first fetch); ``highwaters_at_start``: the last offset when the standby started
+    (Faust's own figure, which it never updates). The further of the two is the target.
+    """
+    remaining = {}
+    for tp in standbys:
+        end, at_start = ends.get(tp), highwaters_at_start.get(tp)
+        last = max(end - 1 if end is not None else -1, at_start if at_start is not None else -1)
+        taken = offsets.get(tp)
+        remaining[tp] = max(last - (taken if taken is not None else -1), 0)
+    return remaining
 
 
 def group_instance_id(settings: Settings) -> str:

@@ -85,7 +85,9 @@ def run_worker(settings: Settings) -> None:
     if settings.metrics_port:
         # Served from the start, before Faust: during a long table recovery /readyz says
         # "not yet" and /metrics shows the recovery's progress, rather than not answering.
-        app = endpoints_app(hub.metrics.registry, live=hub.live, ready=hub.ready)
+        app = endpoints_app(
+            hub.metrics.registry, live=hub.live, ready=hub.ready, observe=hub.observe
+        )
         loop.run_until_complete(start_endpoints(app, settings.metrics_host, settings.metrics_port))
         log.info(
             "metrics and health on http://%s:%s/", settings.metrics_host, settings.metrics_port
