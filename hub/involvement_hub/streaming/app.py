@@ -170,6 +170,17 @@ async def flush_fully(buffer: Any) -> None:
             await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
 
 
+def forwarded_through(ingested: int | None, committed: int | None) -> int:
+    """The last offset of an ingest partition known to be with the ordered stage: the last
+    record this worker forwarded (``ingested``), or the one before the group's committed
+    offset (Faust commits only what was handled, after flushing its outputs) -- whichever
+    is further. A worker that lost a partition in a rebalance and got it back has an old
+    ``ingested``: another worker went on from there, and without the committed offset
+    this one never claimed the partition caught up again, so the ordered stage waited for
+    it for ever, routing nothing (seen in tests/integration/test_rebalance.py)."""
+    return max(-1 if ingested is None else ingested, (committed or 0) - 1)
+
+
 async def seek_fully(consumer: Any, seek: Callable[[], Awaitable[None]], topics: Set[str]) -> None:
     """Faust's seek back to the committed offsets after a rebalance, made to cover every
     partition of ``topics``.
@@ -604,9 +615,8 @@ class HubApp:
             polled_ms = kafka_consumer.last_poll_timestamp(tp)
             if highwater is None or polled_ms is None:
                 continue
-            done = self._ingested.get((tp.topic, tp.partition))
-            if done is None:
-                done = (consumer._committed_offset.get(tp) or 0) - 1
+            ingested = self._ingested.get((tp.topic, tp.partition))
+            done = forwarded_through(ingested, consumer._committed_offset.get(tp))
             if done + 1 >= highwater:
                 caught_up.append(f"{tp.topic}/{tp.partition}")
                 polled.append(polled_ms)
