@@ -34,7 +34,7 @@ import socket
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
@@ -169,6 +169,45 @@ async def flush_fully(buffer: Any) -> None:
         buffer.message_sent.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
+
+
+def forwarded_through(ingested: int | None, committed: int | None) -> int:
+    """The last offset of an ingest partition known to be with the ordered stage: the last
+    record this worker forwarded (``ingested``), or the one before the group's committed
+    offset (Faust commits only what was handled, after flushing its outputs) -- whichever
+    is further. A worker that lost a partition in a rebalance and got it back has an old
+    ``ingested``: another worker went on from there, and without the committed offset
+    this one never claimed the partition caught up again, so the ordered stage waited for
+    it for ever, routing nothing (seen in tests/integration/test_rebalance.py)."""
+    return max(-1 if ingested is None else ingested, (committed or 0) - 1)
+
+
+async def seek_fully(consumer: Any, seek: Callable[[], Awaitable[None]], topics: Set[str]) -> None:
+    """Faust's seek back to the committed offsets after a rebalance, made to cover every
+    partition of ``topics``.
+
+    At a revocation Faust (faust-streaming 0.15) forgets what it had acknowledged but not yet
+    committed, and drops the records it had fetched but not handled, counting on reading
+    both again from the committed offset. But it seeks there only when that offset is above
+    0 (aiokafka's ``seek_to_committed``): a partition with no committed offset that stays
+    with this worker keeps its fetch position. A record handled just before the rebalance is
+    then never committed (lag that never clears), and a record fetched but not handled is
+    never handled at all; on an ingest partition the ordered stage then waits for ever for
+    that partition to be known past it (seen in tests/integration/test_rebalance.py). Such
+    partitions are sought to their beginning, where a consumer with no committed offset
+    starts (``auto_offset_reset=earliest``): what they hold is read again, at least once.
+    (With ``seek_wait``, which seeks in the consumer's own thread: a seek from this one
+    raced the fetcher's and crashed it, ``KeyError`` in aiokafka's ``fetched_records``.)
+    """
+    await seek()
+    unread = [
+        tp
+        for tp in consumer.assignment()
+        if tp.topic in topics and not consumer._committed_offset.get(tp)
+    ]
+    if unread:
+        earliest = await consumer.earliest_offsets(*unread)
+        await consumer.seek_wait({tp: earliest[tp] for tp in unread})
 
 
 class TrackedTable(faust.Table[Any, Any]):
@@ -424,6 +463,16 @@ class HubApp:
         app.timer(INGEST_FLUSH_S, name="ingest-flush")(self._flush_ingest_safely)
         self._consumed_topics = frozenset([*names.all_ingest, names.identity, names.alerts])
 
+    def seek_fully_after_rebalances(self) -> None:
+        """Make the consumer read again what a rebalance made it forget (:func:`seek_fully`).
+
+        Called by the worker that runs the app: the consumer is created here, with its
+        thread and event loop, which merely building the app must not do."""
+        consumer: Any = self.app.consumer
+        consumer.perform_seek = functools.partial(
+            seek_fully, consumer, consumer.perform_seek, self._consumed_topics
+        )
+
     # -- readiness ----------------------------------------------------------------
 
     def ready(self) -> bool:
@@ -589,9 +638,8 @@ class HubApp:
             polled_ms = kafka_consumer.last_poll_timestamp(tp)
             if highwater is None or polled_ms is None:
                 continue
-            done = self._ingested.get((tp.topic, tp.partition))
-            if done is None:
-                done = (consumer._committed_offset.get(tp) or 0) - 1
+            ingested = self._ingested.get((tp.topic, tp.partition))
+            done = forwarded_through(ingested, consumer._committed_offset.get(tp))
             if done + 1 >= highwater:
                 caught_up.append(f"{tp.topic}/{tp.partition}")
                 polled.append(polled_ms)

@@ -82,6 +82,7 @@ def run_worker(settings: Settings) -> None:
     loop.run_until_complete(wait_for_topics(settings, expected, progress=log.info))
     outage = OutageLog()
     hub = HubApp(settings, config, create_metrics(), SmtpMailer(settings), outage=outage)
+    hub.seek_fully_after_rebalances()
     if settings.metrics_port:
         # Served from the start, before Faust: during a long table recovery /readyz says
         # "not yet" and /metrics shows the recovery's progress, rather than not answering.
