@@ -412,7 +412,8 @@ async def assert_filed_correctly(settings: Settings, *, held: bool = True) -> No
     assert not problems, "\n".join(problems[:20])
     # Not vacuous: the outbox has entries on more than one partition, and so on.
     assert len(used["outbox"]) > 1, used
-    assert used["delivery-due"], used
+    # delivery-due holds only retries now (a first attempt writes nothing before it), and
+    # these runs have none: nothing there to misfile.
     assert bool(used["digests"]) == held, used
 
 
