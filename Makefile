@@ -30,11 +30,11 @@ help:
 	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on its own"
 	@echo "make clean       remove the virtual environment and .hub/ (jars, data, mailbox)"
 
-$(STAMP): pyproject.toml producers/pyproject.toml
+$(STAMP): pyproject.toml producers/pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed" if sys.version_info < (3, 11) else 0)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,rocksdb]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,rocksdb]' -e ./devtools
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -32,11 +32,11 @@ from typing import Any
 
 import pytest
 from involvement_hub.errors import LocalKafkaError
-from involvement_hub.kafka_admin import delete_topics
-from involvement_hub.kafka_probe import broker_answers
-from involvement_hub.localkafka import LocalKafka
-from involvement_hub.mailbox import Mailbox
+from involvement_hub.kafka.admin import delete_topics
 from involvement_hub.settings import Settings
+from involvement_hub_devtools.kafka_probe import broker_answers
+from involvement_hub_devtools.localkafka import LocalKafka
+from involvement_hub_devtools.mailbox import Mailbox
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"

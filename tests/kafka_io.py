@@ -9,11 +9,11 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from involvement_hub.cli.publish import PublishReport, prepare_lines, publish_prepared
 from involvement_hub.config import load_config
 from involvement_hub.core.ordered import APPLIED
-from involvement_hub.publish import PublishReport, prepare_lines, publish_prepared
+from involvement_hub.kafka.topics import state_changelog
 from involvement_hub.settings import Settings
-from involvement_hub.topics import state_changelog
 
 
 async def consume(bootstrap: str, topic: str, *, count: int, timeout: float = 60.0) -> list[Any]:  # noqa: ASYNC109

@@ -41,11 +41,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from conftest import REPO
-from involvement_hub import wire
 from involvement_hub.core.resolver import IdentityLogRecord
-from involvement_hub.mailbox import RCPT_HEADER
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
+from involvement_hub_devtools.mailbox import RCPT_HEADER
 from kafka_io import publish_records
 from synthetic_events import involvement_v2
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from involvement_hub.synthetic import nhs_number, upn
+from involvement_hub_devtools.synthetic import nhs_number, upn
 
 _ids = itertools.count(1)
 NOW = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)

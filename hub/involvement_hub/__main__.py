@@ -1,5 +1,5 @@
 import sys
 
-from involvement_hub.cli import main
+from involvement_hub.cli.main import main
 
 sys.exit(main())

@@ -1,20 +1,48 @@
 """Everything the hub loads and validates before it starts: schemas, policy, rules.
 
-A problem in any of them is a :class:`ConfigError` (or :class:`SchemaError`) whose message
+The loaders: they read the files and hand their contents to the core's parsers
+(``core.policy.parse_policy``, ``core.subscriptions.parse_rules``), which do no I/O. A
+problem in any of them is a :class:`ConfigError` (or :class:`SchemaError`) whose message
 names the file and the problem; the command line prints it and exits with status 2.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from involvement_hub_producer import SchemaRegistry
 
 from involvement_hub.core.delivery_plan import DeliveryPlan
-from involvement_hub.core.policy import Policy, load_policy
-from involvement_hub.core.subscriptions import SubscriptionRules, load_rules
+from involvement_hub.core.errors import ConfigError, PolicyError, SubscriptionError
+from involvement_hub.core.policy import Policy, parse_policy
+from involvement_hub.core.subscriptions import SubscriptionRules, parse_rules
 from involvement_hub.delivery.settings_files import load_plan
 from involvement_hub.settings import Settings
+
+RULES_FILE = "rules.toml"
+
+
+def _read_toml(path: Path, error: type[ConfigError], what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{what} not found: {path}") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise error(f"{path}: {exc}") from exc
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file; :class:`PolicyError` names any problem."""
+    return parse_policy(_read_toml(path, PolicyError, "policy file"), str(path))
+
+
+def load_rules(folder: Path, policy: Policy) -> SubscriptionRules:
+    """Read and validate ``rules.toml`` in ``folder`` against the policy."""
+    path = folder / RULES_FILE
+    return parse_rules(_read_toml(path, SubscriptionError, "subscription rules"), policy, str(path))
 
 
 @dataclass(frozen=True)

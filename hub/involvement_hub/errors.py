@@ -6,11 +6,12 @@
      │    ├── EncodeError             a record does not fit its schema: nothing is published
      │    └── DecodeError             unreadable bytes: the message is quarantined
      ├── PublishError                 the broker did not take an agency's event
-     ├── ConfigError                  the hub will not start until this is fixed
+     ├── ConfigError                  the hub will not start until this is fixed (core.errors)
      │    ├── SettingsError           a HUB_* variable is unknown or malformed
      │    ├── PolicyError             the governance policy file is invalid
      │    └── SubscriptionError       a subscription rule is invalid
      ├── RejectedEvent                a decoded event the hub must not route: quarantined
+     │                                (core.errors, with PolicyError and SubscriptionError)
      ├── OversizeMessage              an output too large to produce: its input is quarantined
      ├── DeliveryError                an alert could not be handed to the mail server
      │    ├── TransientDeliveryError  4xx, refused or dropped connection, timeout: retried
@@ -35,6 +36,13 @@ from involvement_hub_producer.errors import (
 )
 from involvement_hub_producer.publisher import PublishError
 
+from involvement_hub.core.errors import (
+    ConfigError,
+    PolicyError,
+    RejectedEvent,
+    SubscriptionError,
+)
+
 __all__ = [
     "ConfigError",
     "ContractError",
@@ -56,29 +64,8 @@ __all__ = [
 ]
 
 
-class ConfigError(HubError):
-    """Configuration that stops the hub from starting; the message names the problem."""
-
-
 class SettingsError(ConfigError):
     """A ``HUB_*`` environment variable is unknown or cannot be read."""
-
-
-class PolicyError(ConfigError):
-    """The governance policy file is missing, malformed or incomplete."""
-
-
-class SubscriptionError(ConfigError):
-    """A declarative subscription rule is malformed or not allowed by policy."""
-
-
-class RejectedEvent(HubError):
-    """A well-formed event that must not be routed. ``reason`` is a fixed label token."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class OversizeMessage(HubError):

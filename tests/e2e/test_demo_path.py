@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, WorkerProcess, free_port
-from involvement_hub.mailbox import RCPT_HEADER, read_mailbox
 from involvement_hub.settings import Settings
+from involvement_hub_devtools.mailbox import RCPT_HEADER, read_mailbox
 from synthetic_events import involvement, life_event, person, practitioner, write_jsonl
 
 SOCIAL_CARE = "northshire-social-care"

@@ -53,11 +53,20 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, zipfi
     base = tmp_path_factory.mktemp("wheels")
     hub = build_wheel(REPO, base / "hub")
     producer = build_wheel(REPO / "producers", base / "producer")
+    devtools = build_wheel(REPO / "devtools", base / "devtools")
     try:
-        yield {"hub": hub, "producer": producer}
+        yield {"hub": hub, "producer": producer, "devtools": devtools}
     finally:
         hub.close()
         producer.close()
+        devtools.close()
+
+
+def _names(wheel: zipfile.ZipFile) -> set[str]:
+    return {
+        r.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower()
+        for r in requirements(wheel)
+    }
 
 
 def test_the_hub_installs_only_its_own_packages(wheels: dict[str, zipfile.ZipFile]) -> None:
@@ -67,7 +76,27 @@ def test_the_hub_installs_only_its_own_packages(wheels: dict[str, zipfile.ZipFil
     assert "involvement_hub_producer/schemas/involvement.v1.avsc" in names
     assert "involvement_hub/templates/alert.txt" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "hub = involvement_hub.cli:main" in wheel.read(entry_points).decode()
+    assert "hub = involvement_hub.cli.main:main" in wheel.read(entry_points).decode()
+
+
+def test_the_runtime_wheel_holds_no_development_tool(wheels: dict[str, zipfile.ZipFile]) -> None:
+    hub = wheels["hub"]
+    for tool in ("localkafka", "mailbox", "demo", "population", "bench", "chaos", "simulate"):
+        assert not [n for n in hub.namelist() if tool in n.split("/")[-1]], tool
+    assert "aiosmtpd" not in _names(hub)
+    assert "faust-streaming" in _names(hub)
+
+
+def test_the_devtools_wheel_adds_the_development_commands(
+    wheels: dict[str, zipfile.ZipFile],
+) -> None:
+    devtools = wheels["devtools"]
+    assert top_level_names(devtools) == {"involvement_hub_devtools"}
+    assert {"involvement-hub", "aiosmtpd"} <= _names(devtools)
+    entry_points = next(n for n in devtools.namelist() if n.endswith("entry_points.txt"))
+    declared = devtools.read(entry_points).decode()
+    assert "[involvement_hub.commands]" in declared
+    assert "involvement_hub_devtools.commands:register" in declared
 
 
 def test_the_agency_package_needs_neither_faust_nor_the_hub(

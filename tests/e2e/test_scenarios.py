@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from conftest import WorkerProcess
 from involvement_hub.core.resolver import MergeRecord
-from involvement_hub.mailbox import Mailbox
-from involvement_hub.synthetic import nhs_number
+from involvement_hub_devtools.mailbox import Mailbox
+from involvement_hub_devtools.synthetic import nhs_number
 from scenario_harness import PhaseResult, Practitioner, Story
 from synthetic_events import (
     life_event,

@@ -39,16 +39,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiosmtpd.controller import Controller  # noqa: TID251 - tests run their own SMTP servers
 from alert_builders import an_alert
 from conftest import REPO, WorkerProcess, free_port
-from involvement_hub import wire
+from involvement_hub.cli.queries import read_all
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.audit import DisclosureRecord
 from involvement_hub.core.delivery_plan import Mode, Preference, derived_id
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
 from involvement_hub.delivery.settings_files import write_preferences
-from involvement_hub.kafka_client import client_options
-from involvement_hub.queries import read_all
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
 from kafka_io import publish_records
 from synthetic_events import involvement, life_event, person, practitioner
 

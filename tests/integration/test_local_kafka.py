@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from involvement_hub.errors import LocalKafkaError
-from involvement_hub.localkafka import LocalKafka, broker_answers
 from involvement_hub.settings import Settings
+from involvement_hub_devtools.localkafka import LocalKafka, broker_answers
 
 pytestmark = pytest.mark.integration
 

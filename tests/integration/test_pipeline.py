@@ -14,8 +14,8 @@ from pathlib import Path
 
 from conftest import REPO, WorkerProcess
 from involvement_hub.config import load_config
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
 from involvement_hub_producer import encode
 from involvement_hub_producer.json_form import from_json
 from kafka_io import consume, produce_raw, publish_records, routed, settle_and_consume

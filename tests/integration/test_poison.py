@@ -16,10 +16,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from conftest import WorkerProcess
+from involvement_hub.cli.publish import Prepared, prepare_lines
 from involvement_hub.config import load_config
-from involvement_hub.publish import Prepared, prepare_lines
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
 from kafka_io import consume
 from synthetic_events import involvement, person, practitioner
 

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO, WorkerProcess, free_port, unavailable
-from involvement_hub.mailbox import Mailbox
-from involvement_hub.topics import TopicNames
+from involvement_hub.kafka.topics import TopicNames
+from involvement_hub_devtools.mailbox import Mailbox
 from kafka_io import produce_raw, publish_records
 from prometheus_client.parser import text_string_to_metric_families
 from synthetic_events import involvement, life_event, person, practitioner

@@ -34,9 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 from conftest import REPO, WorkerProcess, free_port
-from involvement_hub import wire
-from involvement_hub.chaos_faults import last_outcomes
-from involvement_hub.chaos_report import Accepted, Observed, Row, compare
+from involvement_hub.cli.queries import read_all
 from involvement_hub.config import load_config
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.delivery_plan import Mode, Preference
@@ -45,15 +43,17 @@ from involvement_hub.core.messages import AlertTopicMessage
 from involvement_hub.core.outbox import OutboxEntry
 from involvement_hub.delivery.service import Due
 from involvement_hub.delivery.settings_files import write_preferences
-from involvement_hub.kafka_admin import delete_topics, partitions_of
-from involvement_hub.kafka_client import client_options
-from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
-from involvement_hub.population import Population
-from involvement_hub.processes import metric_total
-from involvement_hub.queries import read_all
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.admin import delete_topics, partitions_of
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import TopicNames, state_changelog
 from involvement_hub.settings import Settings
-from involvement_hub.simulate import encoded, publish, records
-from involvement_hub.topics import TopicNames, state_changelog
+from involvement_hub_devtools.chaos.faults import last_outcomes
+from involvement_hub_devtools.chaos.report import Accepted, Observed, Row, compare
+from involvement_hub_devtools.mailbox import RCPT_HEADER, Mailbox, read_mailbox
+from involvement_hub_devtools.population import Population
+from involvement_hub_devtools.processes import metric_total
+from involvement_hub_devtools.simulate import encoded, publish, records
 from kafka_io import publish_records
 from synthetic_events import involvement, life_event, person, practitioner
 

@@ -9,7 +9,7 @@ import signal
 import time
 
 from conftest import WorkerProcess
-from involvement_hub.topics import TopicNames
+from involvement_hub.kafka.topics import TopicNames
 from kafka_io import consume, publish_records, routed
 from synthetic_events import involvement, person, practitioner
 

@@ -30,8 +30,8 @@ from involvement_hub.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
 from involvement_hub.settings import Secret, Settings
+from involvement_hub_devtools.mailbox import RCPT_HEADER, Mailbox, read_mailbox
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from involvement_hub.core.model import (
     Urgency,
 )
 from involvement_hub.core.team import Team, apply_involvement
-from involvement_hub.synthetic import nhs_number, upn
+from involvement_hub_devtools.synthetic import nhs_number, upn
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY_FILE = REPO / "governance" / "policy.toml"

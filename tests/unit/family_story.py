@@ -3,7 +3,7 @@
 Each record is written in the agencies' JSON form, encoded with the producer library and
 decoded again, then turned into a domain event by ``event_from_record``: what a Faust agent
 would hand the core. Only synthetic people: NHS numbers and UPNs from
-``involvement_hub.synthetic``, ZZ99 postcodes, UPRNs starting 99900, ``.example`` emails.
+``involvement_hub_devtools.synthetic``, ZZ99 postcodes, UPRNs starting 99900, ``.example`` emails.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from involvement_hub.core.policy import Link
 from involvement_hub.core.records import event_from_record
 from involvement_hub.core.simulation import Simulation
 from involvement_hub.settings import Settings
-from involvement_hub.synthetic import nhs_number, upn
+from involvement_hub_devtools.synthetic import nhs_number, upn
 from involvement_hub_producer import decode, encode, from_json
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,6 @@ from core_builders import (
     life_event,
     team_of,
 )
-from involvement_hub import wire
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.model import (
     Address,
@@ -29,6 +28,7 @@ from involvement_hub.core.policy import ContentLevel, Link, Policy, parse_policy
 from involvement_hub.core.routing import Decision, Outcome, route
 from involvement_hub.core.subscriptions import parse_rules
 from involvement_hub.core.team import Team, apply_involvement
+from involvement_hub.kafka import wire
 
 DAY = dt.timedelta(days=1)
 INGESTED = NOW - dt.timedelta(minutes=3)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from involvement_hub.bench_failover import Status, status_from_metrics, verdict, warm_pair
-from involvement_hub.processes import metric_samples
+from involvement_hub_devtools.bench.failover import Status, status_from_metrics, verdict, warm_pair
+from involvement_hub_devtools.processes import metric_samples
 
 METRICS = """\
 # HELP hub_worker_ready 1 when the worker has recovered and is consuming.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from involvement_hub.bench import Results, _single_partition_cap, table
+from involvement_hub_devtools.bench.run import Results, _single_partition_cap, table
 
 
 def test_skipped_measurements_say_so_rather_than_zero() -> None:

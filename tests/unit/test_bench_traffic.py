@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from involvement_hub.bench_traffic import traffic
-from involvement_hub.processes import cpu_seconds_from_stat
+from involvement_hub_devtools.bench.traffic import traffic
+from involvement_hub_devtools.processes import cpu_seconds_from_stat
 
 INGEST, IDENTITY, ALERTS = "b.ingest.school", "b.hub.identity", "b.hub.alerts"
 STATE = "hub-b-hub-state-changelog"

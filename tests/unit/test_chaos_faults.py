@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from involvement_hub.chaos_faults import (
+from involvement_hub_devtools.chaos.faults import (
     BROKER_MAX_BATCH,
     hostile_records,
     runs_with_logged_crash,

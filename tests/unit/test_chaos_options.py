@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from involvement_hub.chaos import FAULTS, LONG, SHORT, options_for, validate
-from involvement_hub.cli import EXIT_CONFIG, main
+from involvement_hub.cli.main import EXIT_CONFIG, main
 from involvement_hub.errors import ConfigError
 from involvement_hub.settings import Settings
+from involvement_hub_devtools.chaos.run import FAULTS, LONG, SHORT, options_for, validate
 
 
 def test_the_long_mode_meets_the_issues_counts() -> None:

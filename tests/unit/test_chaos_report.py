@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from involvement_hub.chaos_report import (
+from involvement_hub.core.delivery_plan import Contact, derived_id
+from involvement_hub_devtools.chaos.report import (
     Accepted,
     Observed,
     compare,
@@ -14,7 +15,6 @@ from involvement_hub.chaos_report import (
     pick_refused_recipient,
     reference_row,
 )
-from involvement_hub.core.delivery_plan import Contact, derived_id
 
 A = "lee@social-care.northshire.example"
 B = "kim@health.northshire.example"

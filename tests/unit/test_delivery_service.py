@@ -36,7 +36,7 @@ from involvement_hub.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from involvement_hub.metrics import HubMetrics, create_metrics
+from involvement_hub.observability.metrics import HubMetrics, create_metrics
 
 SOCIAL_CARE = "northshire-social-care"
 RECIPIENT = f"{SOCIAL_CARE}/SW-301"

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
-from involvement_hub.cli import build_parser
-from involvement_hub.metrics import create_metrics
+from involvement_hub.cli.main import build_parser
+from involvement_hub.observability.metrics import create_metrics
 from involvement_hub.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

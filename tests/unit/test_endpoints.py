@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp.test_utils import TestClient, TestServer
-from involvement_hub.endpoints import endpoints_app
+from involvement_hub.observability.endpoints import endpoints_app
 from prometheus_client import CollectorRegistry, Gauge
 
 

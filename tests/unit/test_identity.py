@@ -17,7 +17,7 @@ from involvement_hub.core.identity import (
     usable_keys,
 )
 from involvement_hub.core.model import Identifier
-from involvement_hub.synthetic import nhs_check_digit, nhs_number, nhs_numbers, upn
+from involvement_hub_devtools.synthetic import nhs_check_digit, nhs_number, nhs_numbers, upn
 
 SECRET = b"unit-test-pseudonym-key"
 

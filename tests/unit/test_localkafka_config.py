@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from involvement_hub.localkafka import (
+from involvement_hub.settings import Settings
+from involvement_hub_devtools.localkafka import (
     LocalKafka,
     broker_answers,
     new_cluster_id,
     server_properties,
 )
-from involvement_hub.settings import Settings
 
 Handler = Callable[[socket.socket], None]
 

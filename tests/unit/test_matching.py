@@ -21,7 +21,7 @@ from involvement_hub.core.matching import (
     within_one_edit,
 )
 from involvement_hub.core.model import Address, Identifier, PersonRef
-from involvement_hub.synthetic import nhs_number, upn
+from involvement_hub_devtools.synthetic import nhs_number, upn
 
 DOB = "2016-05-05"
 

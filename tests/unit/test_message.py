@@ -32,7 +32,7 @@ from involvement_hub.core.policy import ContentLevel, Link, RecipientRole
 from involvement_hub.core.routing import Decision, Outcome
 from involvement_hub.core.team import Team, TeamMember
 from involvement_hub.delivery.message import build_message
-from involvement_hub.synthetic import nhs_number
+from involvement_hub_devtools.synthetic import nhs_number
 
 NOW = dt.datetime(2026, 11, 3, 15, 0, tzinfo=dt.UTC)
 OCCURRED = dt.datetime(2026, 11, 3, 14, 5, tzinfo=dt.UTC)

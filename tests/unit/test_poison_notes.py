@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from involvement_hub.cli.quarantine import Quarantined
 from involvement_hub.config import load_config
 from involvement_hub.errors import ConfigError, OversizeMessage, SettingsError
-from involvement_hub.ingest import EMPTY_VALUE, Quarantine, examine
-from involvement_hub.kafka_admin import topic_specs
-from involvement_hub.kafka_client import check_codecs
+from involvement_hub.kafka.admin import topic_specs
+from involvement_hub.kafka.client import check_codecs
+from involvement_hub.kafka.quarantine_note import Note, Source, note_for, unreadable_note
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.limits import (
     MAX_DECODED_BYTES,
     PRODUCE_LIMIT_BYTES,
@@ -22,11 +24,9 @@ from involvement_hub.limits import (
     check_fits,
     record_size,
 )
-from involvement_hub.quarantine import Quarantined
-from involvement_hub.quarantine_note import Note, Source, note_for, unreadable_note
 from involvement_hub.settings import Settings
+from involvement_hub.streaming.ingest import EMPTY_VALUE, Quarantine, examine
 from involvement_hub.streaming.tables import Encoded, str_codec
-from involvement_hub.topics import TopicNames
 
 REPO = Path(__file__).resolve().parents[2]
 AT = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)

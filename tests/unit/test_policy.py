@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from core_builders import POLICY_FILE
+from involvement_hub.config import load_policy
 from involvement_hub.core.model import LawfulBasis, ServiceCategory, Urgency
 from involvement_hub.core.policy import (
     ContentLevel,
     Link,
     RecipientRole,
     all_kinds,
-    load_policy,
     parse_policy,
 )
 from involvement_hub.errors import ConfigError, PolicyError

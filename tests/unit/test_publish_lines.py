@@ -1,7 +1,7 @@
 """``hub publish`` checks every JSON line before sending it; a bad line is named, never echoed.
 
 No broker here: :func:`prepare_lines` is the pure half of publishing. Synthetic people only
-(NHS numbers from :func:`involvement_hub.synthetic.nhs_number`, addresses at ``.example``).
+(NHS numbers from :func:`involvement_hub_devtools.synthetic.nhs_number`, addresses at ``.example``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from involvement_hub.publish import LineError, Prepared, prepare_lines
+from involvement_hub.cli.publish import LineError, Prepared, prepare_lines
 from involvement_hub.settings import DEFAULT_AGENCIES
-from involvement_hub.synthetic import nhs_number
+from involvement_hub_devtools.synthetic import nhs_number
 from involvement_hub_producer import SchemaRegistry, decode
 
 REGISTRY = SchemaRegistry.packaged()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from involvement_hub.publish import LineError, Prepared, Publisher, publish_prepared
+from involvement_hub.cli.publish import LineError, Prepared, Publisher, publish_prepared
 from involvement_hub.settings import Settings
 
 

@@ -26,7 +26,7 @@ from involvement_hub.core.model import (
 )
 from involvement_hub.core.records import MAX_DETAIL_CHARS, MAX_DETAILS, event_from_record
 from involvement_hub.errors import RejectedEvent
-from involvement_hub.synthetic import nhs_number, upn
+from involvement_hub_devtools.synthetic import nhs_number, upn
 from involvement_hub_producer.codec import SchemaRegistry, decode, encode
 from involvement_hub_producer.json_form import from_json
 

@@ -1,7 +1,7 @@
 """The identity resolver (core/resolver.py): deterministic links, probable matches held for a
 data steward, and the same final partition whatever order records arrive in.
 
-Synthetic people only: NHS numbers and UPNs from ``involvement_hub.synthetic``.
+Synthetic people only: NHS numbers and UPNs from ``involvement_hub_devtools.synthetic``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from involvement_hub.core.resolver import (
     ResolverTables,
     on_identity_message,
 )
-from involvement_hub.synthetic import nhs_number, upn
+from involvement_hub_devtools.synthetic import nhs_number, upn
 
 SECRET = b"resolver-test-key"
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)

@@ -22,7 +22,7 @@ from core_builders import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from involvement_hub import wire
+from involvement_hub.config import load_policy, load_rules
 from involvement_hub.core.family import PersonState
 from involvement_hub.core.messages import PersonEvent
 from involvement_hub.core.model import (
@@ -34,11 +34,12 @@ from involvement_hub.core.model import (
     Urgency,
 )
 from involvement_hub.core.person_stage import Context, on_person_message
-from involvement_hub.core.policy import Link, Policy, RecipientRole, load_policy, parse_policy
+from involvement_hub.core.policy import Link, Policy, RecipientRole, parse_policy
 from involvement_hub.core.routing import Decision, Outcome, Suppression, route
-from involvement_hub.core.subscriptions import SubscriptionRules, load_rules, parse_rules
+from involvement_hub.core.subscriptions import SubscriptionRules, parse_rules
 from involvement_hub.core.team import Team, apply_involvement, involvement_key
 from involvement_hub.errors import RejectedEvent
+from involvement_hub.kafka import wire
 
 POLICY = load_policy(POLICY_FILE)
 RULES = load_rules(RULES_DIR, POLICY)

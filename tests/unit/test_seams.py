@@ -18,22 +18,27 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCE_ROOTS = {"hub": REPO / "hub", "producers": REPO / "producers"}
+SOURCE_ROOTS = {
+    "hub": REPO / "hub",
+    "producers": REPO / "producers",
+    "devtools": REPO / "devtools",
+}
 
 STREAMING = "hub/involvement_hub/streaming/"
+CEILING = "devtools/involvement_hub_devtools/bench/ceiling.py"  # the bare Faust stages
 SMTP = "hub/involvement_hub/delivery/smtp.py"
 CODEC = "producers/involvement_hub_producer/codec.py"
-MAILBOX = "hub/involvement_hub/mailbox.py"
+MAILBOX = "devtools/involvement_hub_devtools/mailbox.py"
 SETTINGS = "hub/involvement_hub/settings.py"
 CORE = "hub/involvement_hub/core/"
 
-# Each third-party transport and the one place (a file, or a folder ending in /) it may enter.
-SEAMS = {
-    "faust": STREAMING,
-    "mode": STREAMING,  # faust's service framework: the same seam
-    "aiosmtplib": SMTP,
-    "fastavro": CODEC,
-    "aiosmtpd": MAILBOX,
+# Each third-party transport and the places (a file, or a folder ending in /) it may enter.
+SEAMS: dict[str, tuple[str, ...]] = {
+    "faust": (STREAMING, CEILING),
+    "mode": (STREAMING, CEILING),  # faust's service framework: the same seam
+    "aiosmtplib": (SMTP,),
+    "fastavro": (CODEC,),
+    "aiosmtpd": (MAILBOX,),
 }
 NOT_IN_CORE = frozenset(
     {
@@ -56,8 +61,8 @@ NOT_IN_CORE = frozenset(
 # (as a call argument or a ``**`` in a dict), never look a variable up in it.
 CHILD_ENVIRONMENT = frozenset(
     {
-        "hub/involvement_hub/processes.py",  # the hub commands it starts (demo, bench)
-        "hub/involvement_hub/localkafka.py",  # the Kafka JVM, via os.posix_spawn
+        "devtools/involvement_hub_devtools/processes.py",  # the hub commands it starts
+        "devtools/involvement_hub_devtools/localkafka.py",  # the Kafka JVM, via os.posix_spawn
     }
 )
 ENV_NAMES = frozenset({"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"})
@@ -69,8 +74,11 @@ class Source:
     module: str
     tree: ast.Module
 
-    def under(self, place: str) -> bool:
-        return self.path.startswith(place) if place.endswith("/") else self.path == place
+    def under(self, *places: str) -> bool:
+        return any(
+            self.path.startswith(place) if place.endswith("/") else self.path == place
+            for place in places
+        )
 
 
 def _module_name(relative: Path) -> str:
@@ -151,26 +159,27 @@ def test_the_source_is_found() -> None:
     assert any(p.startswith(CORE) for p in paths)
 
 
-@pytest.mark.parametrize(("package", "owner"), sorted(SEAMS.items()))
-def test_a_transport_is_imported_only_at_its_seam(package: str, owner: str) -> None:
+@pytest.mark.parametrize(("package", "owners"), sorted(SEAMS.items()))
+def test_a_transport_is_imported_only_at_its_seam(package: str, owners: tuple[str, ...]) -> None:
     offenders = [
         f"{s.path}:{line} imports {name}"
         for s in sources()
-        if not s.under(owner)
+        if not s.under(*owners)
         for name, line in imported(s)
         if top_level(name) == package
     ]
 
-    assert offenders == [], f"only {owner} may import {package}"
+    assert offenders == [], f"only {owners} may import {package}"
 
 
 def test_each_seam_is_used_where_it_is_owned() -> None:
     """The seams name real owners: a stale entry would make the check above vacuous."""
-    for package, owner in SEAMS.items():
+    for package, places in SEAMS.items():
         if package == "mode":
             continue  # reserved for the streaming package, which needs none of it today
-        owners = [s for s in sources() if s.under(owner)]
-        assert any(top_level(n) == package for s in owners for n, _ in imported(s)), package
+        for place in places:
+            owners = [s for s in sources() if s.under(place)]
+            assert any(top_level(n) == package for s in owners for n, _ in imported(s)), place
 
 
 def test_the_core_imports_no_transport_and_no_io() -> None:
@@ -228,7 +237,7 @@ def _passed_on_whole(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
 def test_only_settings_reads_the_environment() -> None:
     offenders = []
     for s in sources():
-        if not s.path.startswith("hub/") or s.path == SETTINGS:
+        if s.path.startswith("producers/") or s.path == SETTINGS:
             continue
         parents = _parents(s.tree)
         for node, line, what in _env_reads(s):
@@ -258,6 +267,19 @@ def test_the_producer_library_never_imports_the_hub() -> None:
     assert offenders == [], "agencies install involvement_hub_producer without the hub"
 
 
+def test_the_runtime_never_imports_the_development_tools() -> None:
+    """The hub finds the development commands by entry point, never by name."""
+    offenders = [
+        f"{s.path}:{line} imports {name}"
+        for s in sources()
+        if s.path.startswith(("hub/", "producers/"))
+        for name, line in imported(s)
+        if top_level(name) == "involvement_hub_devtools"
+    ]
+
+    assert offenders == [], "the runtime wheel does not hold involvement_hub_devtools"
+
+
 def _requirement_name(requirement: str) -> str:
     match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
     assert match, requirement
@@ -280,3 +302,20 @@ def test_ruff_bans_the_transports_outside_their_seams() -> None:
 
     # ``mode`` is checked only here: ruff's list need not carry it.
     assert set(SEAMS) - {"mode"} <= set(banned)
+
+
+# Needed only to develop, test or demonstrate the hub: never a runtime dependency.
+DEVELOPMENT_ONLY = frozenset(
+    {"aiosmtpd", "pytest", "hypothesis", "testcontainers", "trustme", "ruff", "mypy", "pyyaml"}
+)
+
+
+def test_the_runtime_wheel_needs_no_development_only_dependency() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
+    runtime = {_requirement_name(r) for r in project["dependencies"]}
+    runtime |= {_requirement_name(r) for r in project["optional-dependencies"]["rocksdb"]}
+    devtools = tomllib.loads((REPO / "devtools" / "pyproject.toml").read_text("utf-8"))["project"]
+
+    assert runtime & DEVELOPMENT_ONLY == set()
+    assert "involvement-hub-devtools" not in runtime
+    assert "aiosmtpd" in {_requirement_name(r) for r in devtools["dependencies"]}

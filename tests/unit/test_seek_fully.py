@@ -9,7 +9,7 @@ from pathlib import Path
 from aiokafka import TopicPartition
 from involvement_hub.config import load_config
 from involvement_hub.delivery.mailer import MemoryMailer
-from involvement_hub.metrics import create_metrics
+from involvement_hub.observability.metrics import create_metrics
 from involvement_hub.settings import Settings
 from involvement_hub.streaming.app import HubApp, seek_fully
 

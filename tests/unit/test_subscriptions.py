@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from core_builders import POLICY_FILE, RULES_DIR
-from involvement_hub.core.policy import Link, RecipientRole, all_kinds, load_policy, parse_policy
-from involvement_hub.core.subscriptions import load_rules, parse_rules
+from involvement_hub.config import load_policy, load_rules
+from involvement_hub.core.policy import Link, RecipientRole, all_kinds, parse_policy
+from involvement_hub.core.subscriptions import parse_rules
 from involvement_hub.errors import ConfigError, SubscriptionError
 
 POLICY = load_policy(POLICY_FILE)

@@ -17,7 +17,7 @@ from core_builders import (
     practitioner,
     team_of,
 )
-from involvement_hub import wire
+from involvement_hub.config import load_policy, load_rules
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.audit import DisclosureRecord, disclosure_record
 from involvement_hub.core.family import RELATIONSHIP as RELATIONSHIP_VIA
@@ -64,11 +64,11 @@ from involvement_hub.core.model import (
     SubscriptionEvent,
     Urgency,
 )
-from involvement_hub.core.policy import Link, load_policy
+from involvement_hub.core.policy import Link
 from involvement_hub.core.routing import Outcome, route
-from involvement_hub.core.subscriptions import load_rules
 from involvement_hub.core.team import Team, apply_involvement
-from involvement_hub.synthetic import nhs_number
+from involvement_hub.kafka import wire
+from involvement_hub_devtools.synthetic import nhs_number
 
 DAY = dt.timedelta(days=1)
 PARENT = PersonRef(identifiers=(Identifier("nhs_number", nhs_number(30)),), given_name="Sam")

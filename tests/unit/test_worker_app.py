@@ -7,7 +7,7 @@ from typing import Any
 
 from involvement_hub.config import load_config
 from involvement_hub.delivery.mailer import MemoryMailer
-from involvement_hub.metrics import create_metrics
+from involvement_hub.observability.metrics import create_metrics
 from involvement_hub.settings import Settings
 from involvement_hub.streaming.app import HubApp, standby_remaining
 

@@ -8,15 +8,12 @@ message that names the problem. An event kind with no entry is quarantined, neve
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, TypeVar
 
-from involvement_hub.errors import PolicyError
-
+from .errors import PolicyError
 from .model import (
     InvolvementChange,
     LawfulBasis,
@@ -100,17 +97,6 @@ class Policy:
 
     def for_kind(self, kind: str) -> KindPolicy | None:
         return self.kinds.get(kind)
-
-
-def load_policy(path: Path) -> Policy:
-    """Read and validate a policy file; :class:`PolicyError` names any problem."""
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError as exc:
-        raise PolicyError(f"policy file not found: {path}") from exc
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
-    return parse_policy(data, str(path))
 
 
 def parse_policy(data: Mapping[str, Any], origin: str = "policy") -> Policy:

@@ -11,8 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from involvement_hub.errors import RejectedEvent
-
+from .errors import RejectedEvent
 from .identity import usable_keys
 from .model import (
     Address,

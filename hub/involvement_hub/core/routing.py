@@ -13,8 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
-from involvement_hub.errors import RejectedEvent
-
+from .errors import RejectedEvent
 from .family import Subscription
 from .model import (
     Event,

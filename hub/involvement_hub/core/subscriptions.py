@@ -9,17 +9,12 @@ suppression for what a rule asks for but the policy forbids.
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from involvement_hub.errors import SubscriptionError
-
+from .errors import SubscriptionError
 from .policy import Link, Policy, RecipientRole, all_kinds
-
-RULES_FILE = "rules.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +35,6 @@ class SubscriptionRules:
 
     def matching(self, kind: str, link: Link) -> tuple[SubscriptionRule, ...]:
         return tuple(r for r in self.rules if r.matches(kind, link))
-
-
-def load_rules(folder: Path, policy: Policy) -> SubscriptionRules:
-    path = folder / RULES_FILE
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError as exc:
-        raise SubscriptionError(f"subscription rules not found: {path}") from exc
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SubscriptionError(f"{path}: {exc}") from exc
-    return parse_rules(data, policy, str(path))
 
 
 def parse_rules(

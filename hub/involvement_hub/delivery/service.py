@@ -39,7 +39,7 @@ from involvement_hub.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from involvement_hub.metrics import HubMetrics
+from involvement_hub.observability.metrics import HubMetrics
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,6 @@ from typing import Any
 import faust  # noqa: TID251 - the streaming package is the faust seam
 import faust.streams  # noqa: TID251
 
-from involvement_hub import wire
 from involvement_hub.config import HubConfig
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.digest import DigestBox
@@ -77,14 +76,21 @@ from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.service import Deliverer, Due, Stores, handle
 from involvement_hub.delivery.settings_files import PlanSource
 from involvement_hub.errors import OversizeMessage
-from involvement_hub.ingest import Accepted, examine, kafka_time
-from involvement_hub.kafka_client import ssl_context
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.client import ssl_context
+from involvement_hub.kafka.quarantine_note import (
+    UNREADABLE_BATCH,
+    Source,
+    note_for,
+    unreadable_note,
+)
+from involvement_hub.kafka.topics import STATE_TABLE, TopicNames
 from involvement_hub.limits import PRODUCE_LIMIT_BYTES, check_fits
-from involvement_hub.metrics import HubMetrics
-from involvement_hub.quarantine_note import UNREADABLE_BATCH, Source, note_for, unreadable_note
+from involvement_hub.observability.metrics import HubMetrics
 from involvement_hub.settings import Settings
 from involvement_hub.streaming import unreadable
 from involvement_hub.streaming.batches import handle_and_ack
+from involvement_hub.streaming.ingest import Accepted, examine, kafka_time
 from involvement_hub.streaming.outage_log import OutageLog
 from involvement_hub.streaming.tables import (
     Encoded,
@@ -94,7 +100,6 @@ from involvement_hub.streaming.tables import (
     remembered,
     str_codec,
 )
-from involvement_hub.topics import STATE_TABLE, TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -1013,7 +1018,7 @@ def _version(distribution: str) -> str:
 
 
 def faust_credentials(settings: Settings) -> Any:
-    """Faust's form of the connection security every other client gets from kafka_client."""
+    """Faust's form of the connection security every other client gets from kafka.client."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from involvement_hub import wire
+from involvement_hub.kafka import wire
 from involvement_hub.limits import check_fits
 
 V = TypeVar("V")

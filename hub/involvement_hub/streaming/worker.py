@@ -10,9 +10,8 @@ from prometheus_client import disable_created_metrics
 
 from involvement_hub.config import load_config
 from involvement_hub.delivery.smtp import SmtpMailer
-from involvement_hub.endpoints import endpoints_app, start_endpoints
 from involvement_hub.errors import HubError
-from involvement_hub.kafka_admin import (
+from involvement_hub.kafka.admin import (
     changelog_specs,
     ensure_changelogs,
     ensure_topics,
@@ -20,8 +19,9 @@ from involvement_hub.kafka_admin import (
     topic_specs,
     wait_for_topics,
 )
-from involvement_hub.kafka_client import check_codecs
-from involvement_hub.metrics import create_metrics
+from involvement_hub.kafka.client import check_codecs
+from involvement_hub.observability.endpoints import endpoints_app, start_endpoints
+from involvement_hub.observability.metrics import create_metrics
 from involvement_hub.settings import Settings
 from involvement_hub.streaming.app import HubApp, group_instance_id
 from involvement_hub.streaming.outage_log import OutageLog

@@ -20,10 +20,10 @@ from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 
 from involvement_hub.errors import HubError
-from involvement_hub.kafka_client import client_options
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import TopicNames, state_changelog
 from involvement_hub.limits import PRODUCE_LIMIT_BYTES
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames, state_changelog
 
 _DAY_MS = 24 * 3600 * 1000
 # Every topic the hub writes takes the largest message the hub's producers send, whatever

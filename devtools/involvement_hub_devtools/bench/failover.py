@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from involvement_hub.errors import HubError
-from involvement_hub.processes import Worker, free_port, metric_samples, metric_total
+from involvement_hub.kafka.topics import TopicNames, state_changelog
 from involvement_hub.settings import Settings
-from involvement_hub.simulate import encoded, publish
-from involvement_hub.topics import TopicNames, state_changelog
+
+from involvement_hub_devtools.processes import Worker, free_port, metric_samples, metric_total
+from involvement_hub_devtools.simulate import encoded, publish
 
 if TYPE_CHECKING:
-    from involvement_hub.bench import _LargeState, _Run
+    from involvement_hub_devtools.bench.run import _LargeState, _Run
 
 Progress = Callable[[str], None]
 
@@ -115,7 +116,7 @@ def _status(worker: Worker) -> Status | None:
 
 def failover(run: _Run) -> None:
     """The step, run by ``hub bench`` unless skipped."""
-    from involvement_hub.bench import _large_state, _wait_drained
+    from involvement_hub_devtools.bench.run import _large_state, _wait_drained
 
     f, say = run.figures, run.progress
     if run.worker is not None:
@@ -216,7 +217,7 @@ def _describe(statuses: Mapping[str, Status | None], routing: Partition, state: 
 
 def _probe(run: _Run, large: _LargeState, say: Progress) -> float:
     """Seconds from publishing probe events to the first of their alerts accepted."""
-    from involvement_hub.bench import _wait_routing
+    from involvement_hub_devtools.bench.run import _wait_routing
 
     since = time.time()
     events = large.population.events(PROBE_EVENTS, dt.datetime.now(dt.UTC))
@@ -233,7 +234,7 @@ def _kill_and_measure(
     every: set[Partition],
     routing: Partition,
 ) -> None:
-    from involvement_hub.bench import _deliveries
+    from involvement_hub_devtools.bench.run import _deliveries
 
     f, say, settings = run.figures, run.progress, large.settings
     probe = list(

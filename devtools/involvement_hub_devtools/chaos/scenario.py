@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from involvement_hub.chaos_faults import runs_with_logged_crash
-from involvement_hub.chaos_report import Accepted
 from involvement_hub.errors import HubError
-from involvement_hub.kafka_admin import group_lag
-from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
-from involvement_hub.processes import Worker, metric_total
+from involvement_hub.kafka.admin import group_lag
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
+
+from involvement_hub_devtools.chaos.faults import runs_with_logged_crash
+from involvement_hub_devtools.chaos.report import Accepted
+from involvement_hub_devtools.mailbox import RCPT_HEADER, Mailbox, read_mailbox
+from involvement_hub_devtools.processes import Worker, metric_total
 
 Progress = Callable[[str], None]
 _POLL_S = 0.2

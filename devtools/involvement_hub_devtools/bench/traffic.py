@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-
-from involvement_hub.kafka_admin import partitions_of
-from involvement_hub.kafka_client import client_options
+from involvement_hub.kafka.admin import partitions_of
+from involvement_hub.kafka.client import client_options
 from involvement_hub.settings import Settings
 
 Offsets = Mapping[str, int]

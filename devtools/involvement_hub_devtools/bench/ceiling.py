@@ -12,7 +12,7 @@ the gap is Faust's per-message cost and how much is the hub's. Two modes:
   handled (``as_current``), so its table write is filed under its own partition, and
   acknowledged once handled -- the most a batch-native stage could gain within Faust.
 
-Run as ``python -m involvement_hub.streaming.ceiling MODE EXPECTED REPORT`` with the hub's
+Run as ``python -m involvement_hub_devtools.bench.ceiling MODE EXPECTED REPORT`` with the hub's
 ``HUB_*`` settings; after EXPECTED events it writes ``{"events": n, "events_per_s": r,
 "cpu_s": c, "changelog": topic}`` to REPORT (``cpu_s``: the process's CPU seconds over the
 same window; ``topic``: the table's changelog, for the benchmark to check that each write
@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import faust  # noqa: TID251 - the streaming package is the faust seam
-from involvement_hub_producer.codec import decode_unchecked
-
 from involvement_hub.config import load_config
-from involvement_hub.processes import cpu_seconds
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
 from involvement_hub.streaming.app import as_current, faust_credentials
 from involvement_hub.streaming.worker import ServiceWorker
-from involvement_hub.topics import TopicNames
+from involvement_hub_producer.codec import decode_unchecked
+
+from involvement_hub_devtools.processes import cpu_seconds
 
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 MODES = ("per-event", "batch")

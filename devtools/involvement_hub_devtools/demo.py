@@ -24,19 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-
+from involvement_hub.cli.publish import prepare_file, publish_prepared
 from involvement_hub.config import load_config
-from involvement_hub.kafka_admin import group_lag
-from involvement_hub.kafka_client import client_options
-from involvement_hub.localkafka import LocalKafka
-from involvement_hub.mailbox import RCPT_HEADER, Mailbox, read_mailbox
-from involvement_hub.population import Population
-from involvement_hub.processes import Worker, metric_total
-from involvement_hub.publish import prepare_file, publish_prepared
+from involvement_hub.kafka.admin import group_lag
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.simulate import encoded, publish, records
-from involvement_hub.synthetic import email, nhs_number, upn
-from involvement_hub.topics import TopicNames
+
+from involvement_hub_devtools.localkafka import LocalKafka
+from involvement_hub_devtools.mailbox import RCPT_HEADER, Mailbox, read_mailbox
+from involvement_hub_devtools.population import Population
+from involvement_hub_devtools.processes import Worker, metric_total
+from involvement_hub_devtools.simulate import encoded, publish, records
+from involvement_hub_devtools.synthetic import email, nhs_number, upn
 
 Progress = Callable[[str], None]
 READY_TIMEOUT_S = 120.0

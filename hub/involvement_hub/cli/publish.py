@@ -26,7 +26,7 @@ from involvement_hub_producer import (
 )
 from involvement_hub_producer.json_form import SCHEMA_KEY
 
-from involvement_hub.kafka_client import agency_options
+from involvement_hub.kafka.client import agency_options
 from involvement_hub.settings import Settings
 
 

@@ -19,9 +19,6 @@ from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from involvement_hub_producer import SchemaRegistry, decode, encode, from_json
-
-from involvement_hub import wire
 from involvement_hub.core.family import (
     RELATIONSHIP,
     Edge,
@@ -36,10 +33,13 @@ from involvement_hub.core.model import InvolvementEvent, PersonRef, Relationship
 from involvement_hub.core.ordered import part_key
 from involvement_hub.core.records import event_from_record
 from involvement_hub.core.team import apply_involvement
-from involvement_hub.kafka_client import client_options
-from involvement_hub.population import Population
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import state_changelog
 from involvement_hub.settings import Settings
-from involvement_hub.topics import state_changelog
+from involvement_hub_producer import SchemaRegistry, decode, encode, from_json
+
+from involvement_hub_devtools.population import Population
 
 Progress = Callable[[str], None]
 

@@ -19,15 +19,15 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-
-from involvement_hub import wire
+from involvement_hub.cli.queries import read_all
 from involvement_hub.core.messages import DeliveryOutcome
-from involvement_hub.kafka_client import client_options
-from involvement_hub.localkafka import LocalKafka
-from involvement_hub.processes import Child
-from involvement_hub.queries import read_all
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
+
+from involvement_hub_devtools.localkafka import LocalKafka
+from involvement_hub_devtools.processes import Child
 
 Progress = Callable[[str], None]
 

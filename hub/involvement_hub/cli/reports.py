@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from involvement_hub.cli.queries import TeamView
 from involvement_hub.core.audit import DisclosureRecord
 from involvement_hub.core.messages import DeliveryOutcome
 from involvement_hub.core.resolver import CandidateRecord
 from involvement_hub.core.team import TeamMember
-from involvement_hub.queries import TeamView
 
 _EVIDENCE = {
     "date_of_birth": "same date of birth",

@@ -30,10 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from involvement_hub_producer import SchemaRegistry
-from involvement_hub_producer.codec import decode_unchecked
-
-from involvement_hub import bench_traffic, wire
 from involvement_hub.config import load_config
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
@@ -42,14 +38,19 @@ from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.message import build_message
 from involvement_hub.delivery.smtp import plain_send_loop
 from involvement_hub.errors import HubError
-from involvement_hub.kafka_admin import ensure_changelogs, ensure_topics, group_lag
-from involvement_hub.kafka_client import client_options
-from involvement_hub.localkafka import LocalKafka
-from involvement_hub.population import Population
-from involvement_hub.processes import Child, Worker, free_port, metric_total, wait_for_port
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.admin import ensure_changelogs, ensure_topics, group_lag
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.simulate import encoded, publish, records
-from involvement_hub.topics import TopicNames
+from involvement_hub_producer import SchemaRegistry
+from involvement_hub_producer.codec import decode_unchecked
+
+from involvement_hub_devtools.bench import traffic as bench_traffic
+from involvement_hub_devtools.localkafka import LocalKafka
+from involvement_hub_devtools.population import Population
+from involvement_hub_devtools.processes import Child, Worker, free_port, metric_total, wait_for_port
+from involvement_hub_devtools.simulate import encoded, publish, records
 
 Progress = Callable[[str], None]
 # Issue 11's targets: against the raw baseline, and against the batch-native Faust stage
@@ -179,7 +180,7 @@ def _wait_drained(
 
 
 async def _read(settings: Settings, topic: str) -> list[Any]:
-    from involvement_hub.queries import read_all
+    from involvement_hub.cli.queries import read_all
 
     return await read_all(settings, topic)
 
@@ -504,7 +505,7 @@ def _faust_ceiling(run: _Run, mode: str, expected: int, baseline: float) -> None
         [mode, str(expected), str(report)],
         run.settings,
         run.workdir / f"ceiling-{mode}.log",
-        module="involvement_hub.streaming.ceiling",
+        module="involvement_hub_devtools.bench.ceiling",
     ).start()
     try:
         deadline = time.monotonic() + 1800
@@ -734,7 +735,7 @@ def table(results: Results) -> str:
 
 
 def _failover_note(f: dict[str, Any]) -> str:
-    from involvement_hub.bench_failover import verdict
+    from involvement_hub_devtools.bench.failover import verdict
 
     target = f"target <= {TARGETS['failover_routing_s_at_1m_persons']:.0f} s at 1,000,000"
     judged = verdict(f.get("failover_routing_s"), f.get("failover_persons") or 0)
@@ -777,7 +778,7 @@ def _large_state(run: _Run, persons: int, name: str, **changes: Any) -> _LargeSt
     """About ``persons`` persons' tables built and written straight to the changelogs
     (``bench_state``), for an application id and topics of their own: a new consumer group
     on the earlier runs' topics would start by reprocessing all of them."""
-    from involvement_hub import bench_state
+    from involvement_hub_devtools.bench import state as bench_state
 
     say = run.progress
     families = max(1, round(persons / 3.6))
@@ -802,7 +803,7 @@ def _large_state(run: _Run, persons: int, name: str, **changes: Any) -> _LargeSt
 
 
 def _failover(run: _Run) -> None:
-    from involvement_hub.bench_failover import failover
+    from involvement_hub_devtools.bench.failover import failover
 
     failover(run)
 

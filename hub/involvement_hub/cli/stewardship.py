@@ -11,11 +11,11 @@ import datetime as dt
 
 from aiokafka import AIOKafkaProducer
 
-from involvement_hub import wire
 from involvement_hub.core.messages import IdentityMessage, StewardDecision
-from involvement_hub.kafka_client import client_options
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
 
 
 async def send_decision(

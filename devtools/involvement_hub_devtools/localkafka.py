@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .errors import LocalKafkaError
-from .kafka_probe import broker_answers
-from .settings import REPO_ROOT, Settings
+from involvement_hub.errors import LocalKafkaError
+from involvement_hub.settings import REPO_ROOT, Settings
+
+from involvement_hub_devtools.kafka_probe import broker_answers
 
 # A development file of the source checkout; the log4j configuration is read from beside
 # whichever pom is used.
@@ -479,7 +480,7 @@ def new_cluster_id() -> str:
 def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
     """The broker's ``server.properties``: one KRaft node that is broker and controller."""
     return f"""\
-# Written by involvement_hub.localkafka on every start; edit the code, not this file.
+# Written by involvement_hub_devtools.localkafka on every start; edit the code, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}

@@ -18,7 +18,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from involvement_hub import wire
 from involvement_hub.core.audit import DisclosureRecord
 from involvement_hub.core.family import PersonState
 from involvement_hub.core.identity import InvalidIdentifier, normalise
@@ -32,10 +31,11 @@ from involvement_hub.core.resolver import (
     MergeRecord,
 )
 from involvement_hub.errors import HubError
-from involvement_hub.kafka_admin import partitions_of
-from involvement_hub.kafka_client import client_options
+from involvement_hub.kafka import wire
+from involvement_hub.kafka.admin import partitions_of
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.topics import TopicNames, state_changelog
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames, state_changelog
 
 
 class QueryError(HubError):

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from involvement_hub.kafka.client import agency_options
+from involvement_hub.settings import Settings
 from involvement_hub_producer import (
     AgencyPublisher,
     SchemaRegistry,
@@ -23,9 +25,7 @@ from involvement_hub_producer import (
     record_key,
 )
 
-from involvement_hub.kafka_client import agency_options
-from involvement_hub.population import Population
-from involvement_hub.settings import Settings
+from involvement_hub_devtools.population import Population
 
 Progress = Callable[[str], None]
 

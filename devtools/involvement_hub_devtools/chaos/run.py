@@ -40,8 +40,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from involvement_hub import chaos_faults
-from involvement_hub.chaos_report import (
+from involvement_hub.cli.publish import Prepared, prepare_file
+from involvement_hub.config import load_config
+from involvement_hub.delivery.settings_files import load_plan
+from involvement_hub.errors import ConfigError
+from involvement_hub.kafka.admin import delete_topics
+from involvement_hub.kafka.topics import TopicNames
+from involvement_hub.settings import Settings
+
+from involvement_hub_devtools.chaos import faults as chaos_faults
+from involvement_hub_devtools.chaos.report import (
     Observed,
     Row,
     compare,
@@ -50,18 +58,11 @@ from involvement_hub.chaos_report import (
     pick_refused_recipient,
     reference_row,
 )
-from involvement_hub.chaos_scenario import Scenario
-from involvement_hub.config import load_config
-from involvement_hub.delivery.settings_files import load_plan
-from involvement_hub.errors import ConfigError
-from involvement_hub.kafka_admin import delete_topics
-from involvement_hub.localkafka import LocalKafka
-from involvement_hub.population import Population
-from involvement_hub.processes import free_port
-from involvement_hub.publish import Prepared, prepare_file
-from involvement_hub.settings import Settings
-from involvement_hub.simulate import publish, records, write_jsonl
-from involvement_hub.topics import TopicNames
+from involvement_hub_devtools.chaos.scenario import Scenario
+from involvement_hub_devtools.localkafka import LocalKafka
+from involvement_hub_devtools.population import Population
+from involvement_hub_devtools.processes import free_port
+from involvement_hub_devtools.simulate import publish, records, write_jsonl
 
 Progress = Callable[[str], None]
 Item = tuple[str, bytes, bytes]

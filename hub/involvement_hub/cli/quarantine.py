@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from involvement_hub.kafka_admin import partitions_of
-from involvement_hub.kafka_client import client_options
-from involvement_hub.quarantine_note import KEPT
+from involvement_hub.kafka.admin import partitions_of
+from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.quarantine_note import KEPT
+from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.topics import TopicNames
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import re
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +22,23 @@ from involvement_hub.settings import Settings
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG = 0, 1, 2
 
 
-def _say(text: str) -> None:
+# What a plugin's ``register`` is given: add a subcommand with its handler and help text.
+Handler = Callable[[argparse.Namespace, Settings], int]
+AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
+
+# The entry point group through which other installed packages add subcommands: the
+# development tools (``involvement-hub-devtools``: kafka, mailbox, simulate, bench, chaos,
+# demo) register theirs there, so the runtime never imports them.
+COMMANDS_GROUP = "involvement_hub.commands"
+DEVELOPMENT_COMMANDS = ("kafka", "mailbox", "simulate", "bench", "chaos", "demo")
+
+
+def say(text: str) -> None:
+    """Progress and problems go to standard error; results go to standard output."""
     print(text, file=sys.stderr, flush=True)
 
 
-def _kafka(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.localkafka import LocalKafka
-
-    local = LocalKafka(settings, progress=_say)
-    if args.action == "start":
-        started = local.start()
-        print(f"kafka {'started' if started else 'already running'} at {local.bootstrap}")
-    elif args.action == "stop":
-        stopped = local.stop()
-        print("kafka stopped" if stopped else "kafka was not running")
-    else:
-        status = local.status()
-        state = "running" if status.running else "not running"
-        answer = "answering" if status.answering else "not answering"
-        print(f"kafka {state}, {answer} at {status.bootstrap} (pid {status.pid}, {status.home})")
-        return EXIT_OK if status.answering else EXIT_PARTIAL
-    return EXIT_OK
+_say = say
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,8 +49,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.cli.publish import prepare_file, publish_prepared
     from involvement_hub.config import load_config
-    from involvement_hub.publish import prepare_file, publish_prepared
 
     path: Path = args.file
     if not path.is_file():
@@ -67,37 +63,12 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 
-def _mailbox(args: argparse.Namespace, settings: Settings) -> int:
-    import signal
-    import threading
-
-    from involvement_hub.mailbox import Mailbox
-
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with Mailbox(settings.mailbox_dir, port=settings.mailbox_port, discard=args.discard):
-        _say(f"mailbox listening on 127.0.0.1:{settings.mailbox_port} (plain SMTP)")
-        where = "discarded (counted only)" if args.discard else f"kept in {settings.mailbox_dir}/"
-        _say(f"messages are {where}; Ctrl-C to stop")
-        with contextlib.suppress(KeyboardInterrupt):
-            done.wait()
-    return EXIT_OK
-
-
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.kafka_admin import ensure_topics
+    from involvement_hub.kafka.admin import ensure_topics
 
     created = asyncio.run(ensure_topics(settings, replication_factor=settings.replication_factor))
     print("\n".join(created) if created else "all topics exist")
     return EXIT_OK
-
-
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.demo import run_demo
-
-    return run_demo(
-        settings, keep_running=args.keep_running, progress=_say, population=args.population
-    )
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -113,8 +84,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _team(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.queries import team_view
-    from involvement_hub.reports import team_report
+    from involvement_hub.cli.queries import team_view
+    from involvement_hub.cli.reports import team_report
 
     view = asyncio.run(team_view(settings, args.identifier))
     print(team_report(view, show_sensitive=args.include_sensitive))
@@ -122,8 +93,8 @@ def _team(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.queries import disclosures, former_ids, identity_log, person_for
-    from involvement_hub.reports import audit_report
+    from involvement_hub.cli.queries import disclosures, former_ids, identity_log, person_for
+    from involvement_hub.cli.reports import audit_report
 
     async def gather() -> list[Any]:
         records = list(await disclosures(settings))
@@ -144,8 +115,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _identity(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.queries import identity_log, open_candidates
-    from involvement_hub.reports import candidates_report
+    from involvement_hub.cli.queries import identity_log, open_candidates
+    from involvement_hub.cli.reports import candidates_report
 
     candidates = open_candidates(asyncio.run(identity_log(settings)))
     if args.action == "candidates":
@@ -157,7 +128,7 @@ def _identity(args: argparse.Namespace, settings: Settings) -> int:
     if args.candidate not in {c.candidate.candidate_id for c in candidates}:
         _say(f"hub identity {args.action}: {args.candidate} is not an open candidate")
         return EXIT_PARTIAL
-    from involvement_hub.stewardship import send_decision
+    from involvement_hub.cli.stewardship import send_decision
 
     asyncio.run(
         send_decision(
@@ -173,8 +144,8 @@ def _identity(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _delivery(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.queries import delivery_history
-    from involvement_hub.reports import delivery_report
+    from involvement_hub.cli.queries import delivery_history
+    from involvement_hub.cli.reports import delivery_report
 
     history = asyncio.run(delivery_history(settings, args.alert_id))
     print(delivery_report(args.alert_id, history))
@@ -215,75 +186,9 @@ def _preferences(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.config import load_config
-    from involvement_hub.simulate import run_simulation
-
-    run_simulation(
-        settings,
-        load_config(settings).registry,
-        families=args.families,
-        events=args.events,
-        seed=args.seed,
-        setup=not args.no_setup,
-        rate=args.rate,
-        out=args.out,
-        progress=_say,
-        start=args.start,
-    )
-    return EXIT_OK
-
-
-def _utc_datetime(text: str) -> dt.datetime:
-    """An ISO date and time; without an offset, UTC."""
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date and time: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.bench import BenchOptions, run_bench, table
-
-    options = BenchOptions(
-        families=args.families,
-        events=args.events,
-        delivery_alerts=args.alerts,
-        latency_rate=args.rate,
-        latency_seconds=args.seconds,
-        seed=args.seed,
-        out=args.out,
-        skip=frozenset(s for s in args.skip.split(",") if s),
-        state_persons=args.state_persons,
-        failover_persons=args.failover_persons,
-    )
-    results = run_bench(settings, options, progress=_say)
-    print(table(results))
-    return EXIT_OK
-
-
-def _chaos(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.chaos import options_for, run_chaos, table
-
-    faults = tuple(f for f in args.faults.split(",") if f) if args.faults else None
-    options = options_for(
-        "long" if args.long else "short",
-        families=args.families,
-        seed=args.seed,
-        faults=faults,
-        json_path=args.json,
-        port_base=args.port_base,
-        parallel=args.parallel,
-    )
-    rows = run_chaos(settings, options, progress=_say)
-    print(table(rows))
-    return EXIT_OK if all(r.met for r in rows) else EXIT_PARTIAL
-
-
 def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub import quarantine
-    from involvement_hub.topics import TopicNames
+    from involvement_hub.cli import quarantine
+    from involvement_hub.kafka.topics import TopicNames
 
     messages, ends = asyncio.run(quarantine.read(settings, from_start=args.from_start))
     if args.action == "list":
@@ -298,29 +203,28 @@ def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _parser_and_commands()[0]
+
+
+def _parser_and_commands() -> tuple[argparse.ArgumentParser, set[str]]:
     parser = argparse.ArgumentParser(
         prog="hub",
         description="The involvement notification hub. Configure with HUB_* variables (README).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(
-        name: str, handler: Callable[[argparse.Namespace, Settings], int], text: str
-    ) -> argparse.ArgumentParser:
+    names: set[str] = set()
+
+    def add(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+        names.add(name)
         command = sub.add_parser(name, help=text, description=text)
         command.set_defaults(handler=handler)
         return command
 
-    kafka = add("kafka", _kafka, "start, stop or check the local development Kafka broker")
-    kafka.add_argument("action", choices=("start", "stop", "status"))
     add("worker", _worker, "run a hub worker (consumes agency topics, routes and delivers alerts)")
     publish = add("publish", _publish, "publish JSON Lines records to their agencies' topics")
     publish.add_argument(
         "file", type=Path, help='a .jsonl file: one record per line with a "schema" key'
-    )
-    mailbox = add("mailbox", _mailbox, "run the local SMTP mailbox that keeps messages as files")
-    mailbox.add_argument(
-        "--discard", action="store_true", help="accept and discard (a benchmark sink)"
     )
     add("topics", _topics, "create any missing hub topics")
     add("check", _check, "validate the schemas, governance policy and subscription rules")
@@ -366,104 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="include messages an earlier replay already went over",
     )
-    sim = add("simulate", _simulate, "publish (or write) a synthetic population's events")
-    sim.add_argument(
-        "--families", type=int, default=1000, help="families in the population (default 1000)"
-    )
-    sim.add_argument(
-        "--events", type=int, default=10_000, help="life and involvement events after setup"
-    )
-    sim.add_argument(
-        "--seed", type=int, default=1, help="the same seed gives the same population and events"
-    )
-    sim.add_argument(
-        "--start",
-        type=_utc_datetime,
-        metavar="YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
-        help="time of the first record (default: now); with --seed, the output is identical",
-    )
-    sim.add_argument(
-        "--no-setup",
-        action="store_true",
-        help="skip the setup records (parents, open involvements)",
-    )
-    sim.add_argument(
-        "--rate", type=float, default=0.0, help="events per second (default: as fast as possible)"
-    )
-    sim.add_argument("--out", type=Path, help="write JSON Lines here instead of publishing")
-    bench = add(
-        "bench", _bench, "measure the hub against raw baselines (prints a table, writes JSON)"
-    )
-    bench.add_argument(
-        "--families", type=int, default=2000, help="population size (about 3.6 persons each)"
-    )
-    bench.add_argument(
-        "--events", type=int, default=20_000, help="events after the population's setup records"
-    )
-    bench.add_argument(
-        "--alerts", type=int, default=3000, help="alerts for the delivery comparison"
-    )
-    bench.add_argument(
-        "--rate", type=float, default=1000.0, help="offered load for the latency run, events/s"
-    )
-    bench.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
-    bench.add_argument("--seed", type=int, default=1)
-    bench.add_argument("--out", type=Path, help="where to write the JSON results")
-    bench.add_argument(
-        "--skip",
-        default="",
-        help="comma-separated: ingest, latency, restart, delivery, state, failover",
-    )
-    bench.add_argument(
-        "--state-persons",
-        type=int,
-        default=20_000,
-        help="persons in the large-state run (1000000 for the full measure)",
-    )
-    bench.add_argument(
-        "--failover-persons",
-        type=int,
-        default=20_000,
-        help="persons in the failover run: two workers, the one routing killed with kill -9 "
-        "(1000000 for the full measure: about 50 minutes)",
-    )
-    chaos = add(
-        "chaos",
-        _chaos,
-        "the fault harness: a seeded population, a fault-free reference, then each fault; "
-        "prints missing, duplicate and extra emails per fault (exit 0: every target met)",
-    )
-    length = chaos.add_mutually_exclusive_group()
-    length.add_argument("--short", action="store_true", help="the CI run (default): minutes")
-    length.add_argument("--long", action="store_true", help="every fault, 200 families: an hour")
-    chaos.add_argument("--families", type=int, help="population size (short 20, long 200)")
-    chaos.add_argument("--seed", type=int, help="seed of the population and the fault moments")
-    chaos.add_argument(
-        "--faults",
-        metavar="A,B,C",
-        help="only these: kill9, sigterm, broker, smtp-down, smtp-550, hostile, replay",
-    )
-    chaos.add_argument("--json", type=Path, help="also write the results here as JSON")
-    chaos.add_argument(
-        "--port-base",
-        type=int,
-        help="metrics and SMTP ports from here, two per scenario (default: free ports)",
-    )
-    chaos.add_argument("--parallel", type=int, help="scenarios run side by side")
-    demo = add("demo", _demo, "run the hub end to end on a local broker with a demo agency")
-    demo.add_argument("--keep-running", action="store_true", help="keep everything up until Ctrl-C")
-    demo.add_argument(
-        "--population",
-        type=int,
-        default=20,
-        metavar="FAMILIES",
-        help="after the story, a synthetic population of this many families (0: none)",
-    )
-    return parser
+    for entry in entry_points(group=COMMANDS_GROUP):
+        entry.load()(add)
+    return parser, names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, names = _parser_and_commands()
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given and given[0] in DEVELOPMENT_COMMANDS and given[0] not in names:
+        _say(
+            f"hub {given[0]}: a development command; it comes with the development tools "
+            "(pip install ./devtools, or `make venv` in a checkout)"
+        )
+        return EXIT_CONFIG
+    args = parser.parse_args(given)
     try:
         settings = Settings.from_env()
         return int(args.handler(args, settings))
