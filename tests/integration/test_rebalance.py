@@ -41,7 +41,7 @@ from involvement_hub.core.delivery_plan import Mode, Preference
 from involvement_hub.core.digest import DigestBox
 from involvement_hub.core.messages import AlertTopicMessage
 from involvement_hub.core.outbox import OutboxEntry
-from involvement_hub.delivery.service import Due
+from involvement_hub.core.schedule import Due
 from involvement_hub.delivery.settings_files import write_preferences
 from involvement_hub.kafka import wire
 from involvement_hub.kafka.admin import delete_topics, partitions_of

@@ -29,8 +29,9 @@ from involvement_hub.core.delivery_plan import (
 from involvement_hub.core.digest import DigestBox
 from involvement_hub.core.messages import DigestDue, RetryNudge
 from involvement_hub.core.model import Urgency
+from involvement_hub.core.schedule import Due
 from involvement_hub.delivery.mailer import MemoryMailer
-from involvement_hub.delivery.service import Deliverer, Due, Result, Stores, handle
+from involvement_hub.delivery.service import Deliverer, Result, Stores, handle
 from involvement_hub.errors import (
     InsecureTransportError,
     PermanentDeliveryError,
@@ -163,7 +164,7 @@ async def test_a_new_alert_is_recorded_once_sent_and_its_payload_dropped() -> No
     (sent,) = s.mailer.sent
     assert sent["Message-ID"] == message_id(alert().alert_id)
     assert s.stores.due == {}
-    assert s.metric("hub_emails_sent_total", urgency="PRIORITY") == 1
+    assert s.metric("hub_emails_sent_total", urgency=Urgency.PRIORITY) == 1
     assert s.metric("hub_delivery_queued_total", how="immediate") == 1
 
 
@@ -237,7 +238,7 @@ async def test_a_first_attempt_that_fails_unexpectedly_is_left_for_the_ticker() 
     assert (entry.status, entry.attempts) == (ob.Status.PENDING, 1)
     retry_at = IN_HOURS + dt.timedelta(seconds=30)
     assert s.stores.due == {
-        alert().alert_id: Due(RECIPIENT, retry_at, IN_HOURS, urgency="PRIORITY")
+        alert().alert_id: Due(RECIPIENT, retry_at, IN_HOURS, urgency=Urgency.PRIORITY)
     }
 
     s.deliverer.mailer = s.mailer
@@ -268,7 +269,7 @@ async def test_a_transient_failure_is_retried_after_the_backoff() -> None:
     assert retry_at == IN_HOURS + dt.timedelta(seconds=30)
     assert entry.next_attempt_at == retry_at
     assert s.stores.due == {
-        alert().alert_id: Due(RECIPIENT, retry_at, IN_HOURS, urgency="PRIORITY")
+        alert().alert_id: Due(RECIPIENT, retry_at, IN_HOURS, urgency=Urgency.PRIORITY)
     }
     assert s.mailer.sent == []
     assert s.metric("hub_emails_failed_total", failure="transient") == 1

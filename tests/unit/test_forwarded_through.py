@@ -1,9 +1,9 @@
 """How far an ingest partition is known to be with the ordered stage, for its watermarks
-(``streaming/app.forwarded_through``)."""
+(``streaming/consumer_state.forwarded_through``)."""
 
 from __future__ import annotations
 
-from involvement_hub.streaming.app import forwarded_through
+from involvement_hub.streaming.consumer_state import forwarded_through
 
 
 def test_a_partition_this_worker_never_read_is_known_as_far_as_the_group_committed() -> None:

@@ -172,7 +172,7 @@ def test_person_id_does_not_contain_the_identifier() -> None:
 
 
 class Store:
-    """The resolver's tables, updated exactly as ``streaming.app._resolve_person`` does."""
+    """The resolver's tables, updated as the resolver step does (``core.resolver``)."""
 
     def __init__(self) -> None:
         self.person_of: dict[str, str] = {}

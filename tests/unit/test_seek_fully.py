@@ -1,5 +1,5 @@
 """After a rebalance every partition the hub consumes is read again from its committed
-offset -- or from its beginning when it has none (``streaming/app.seek_fully``)."""
+offset -- or from its beginning when it has none (``streaming/consumer_state.seek_fully``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from involvement_hub.config import load_config
 from involvement_hub.delivery.mailer import MemoryMailer
 from involvement_hub.observability.metrics import create_metrics
 from involvement_hub.settings import Settings
-from involvement_hub.streaming.app import HubApp, seek_fully
+from involvement_hub.streaming.app import HubApp
+from involvement_hub.streaming.consumer_state import seek_fully
 
 INGEST = "ingest.northshire-police"
 ALERTS = "hub.alerts"

@@ -9,7 +9,8 @@ from involvement_hub.config import load_config
 from involvement_hub.delivery.mailer import MemoryMailer
 from involvement_hub.observability.metrics import create_metrics
 from involvement_hub.settings import Settings
-from involvement_hub.streaming.app import HubApp, standby_remaining
+from involvement_hub.streaming.app import HubApp
+from involvement_hub.streaming.health import standby_remaining
 
 
 def tables_folder(settings: Settings) -> Path:

@@ -33,7 +33,7 @@ import faust  # noqa: TID251 - the streaming package is the faust seam
 from involvement_hub.config import load_config
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from involvement_hub.streaming.app import as_current, faust_credentials
+from involvement_hub.streaming.faust_app import as_current, create_app
 from involvement_hub.streaming.worker import ServiceWorker
 from involvement_hub_producer.codec import decode_unchecked
 
@@ -88,25 +88,8 @@ def build(settings: Settings, mode: str, expected: int, report: Path) -> faust.A
     registry = load_config(settings).registry
     names = TopicNames.from_settings(settings)
     app_id = ceiling_app_id(settings, mode)
-    # Faust makes only the last folder: on a fresh state folder the parent must exist.
-    datadir = settings.state_dir / "worker" / app_id
-    datadir.parent.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        app_id,
-        broker=f"kafka://{settings.bootstrap}",
-        broker_credentials=faust_credentials(settings),
-        store="memory://",
-        datadir=str(datadir),
-        processing_guarantee="at_least_once",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        web_enabled=False,
-        autodiscover=False,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_linger_ms=5,
-        stream_wait_empty=False,
-    )
+    # The hub's own Faust settings (streaming/faust_app.py), under the stage's own app id.
+    app = create_app(settings.replace(app_id=app_id), store="memory://")
     topic: Any = app.topic
     source = topic(*names.all_ingest, **_RAW)
     sink = topic(f"{app_id}.out", partitions=settings.partitions, internal=True, **_RAW)

@@ -25,7 +25,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from involvement_hub.kafka.admin import partitions_of
 from involvement_hub.kafka.client import client_options
-from involvement_hub.kafka.quarantine_note import KEPT
+from involvement_hub.kafka.quarantine_note import KEPT, Header
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
 
@@ -40,17 +40,17 @@ class Quarantined:
 
     @property
     def reason(self) -> str:
-        return self.headers.get("hub-reason", "?")
+        return self.headers.get(Header.REASON, "?")
 
     @property
     def source_topic(self) -> str:
-        return self.headers.get("hub-source-topic", "")
+        return self.headers.get(Header.SOURCE_TOPIC, "")
 
     @property
     def replayable(self) -> bool:
         """Whether the note holds the original message (notes from before ``hub-payload``
         existed always did)."""
-        return self.value is not None and self.headers.get("hub-payload", KEPT) == KEPT
+        return self.value is not None and self.headers.get(Header.PAYLOAD, KEPT) == KEPT
 
     def agency(self, names: TopicNames) -> str:
         return names.agency_of(self.source_topic) or "-"
@@ -107,8 +107,8 @@ def summary(messages: list[Quarantined], names: TopicNames) -> str:
     lines += [f"  {n:6d}  {agency:<28} {reason}" for (agency, reason), n in counts.most_common()]
     lines.append("Most recent:")
     for m in messages[-10:]:
-        when = m.headers.get("hub-quarantined-at", "?")
-        detail = m.headers.get("hub-detail", "")
+        when = m.headers.get(Header.QUARANTINED_AT, "?")
+        detail = m.headers.get(Header.DETAIL, "")
         lines.append(f"  offset {m.offset} at {when}: {m.reason} from {m.source_topic} - {detail}")
     return "\n".join(lines)
 
@@ -142,8 +142,11 @@ async def replay(
                 value=m.value,
                 key=m.key,
                 headers=[
-                    ("hub-replayed-from", f"{names.quarantine}[{m.partition}]@{m.offset}".encode()),
-                    ("hub-replayed-at", stamp),
+                    (
+                        Header.REPLAYED_FROM,
+                        f"{names.quarantine}[{m.partition}]@{m.offset}".encode(),
+                    ),
+                    (Header.REPLAYED_AT, stamp),
                 ],
             )
             for m in chosen

@@ -647,6 +647,39 @@ def fitting_entry(
             limit, budget = max(1, consumed // 2), max(1, budget // 2)
 
 
+class _NeverTooLarge(Exception):
+    """For stores that hold any entry (the in-memory simulation's)."""
+
+
+def run_batch(
+    items: Sequence[tuple[int, IdentityMessage]],
+    store: MutableMapping[str, Any],
+    codecs: Mapping[str, Codec],
+    settings: Settings,
+    *,
+    encode: Callable[[JournalEntry[Any]], Any] = lambda entry: entry,
+    decode: Callable[[Any], JournalEntry[Any]] = lambda raw: raw,
+    too_large: type[Exception] = _NeverTooLarge,
+    on_entry: Callable[[JournalEntry[Any], list[StepResult]], None] = lambda e, r: None,
+) -> list[Handled]:
+    """The ordered stage's whole step for a batch of identity messages, as the worker and
+    the simulation both run it: :func:`handle_batch` over :func:`compute_entries`, each
+    entry cut down by :func:`fitting_entry` until ``encode`` (the journal's stored form)
+    accepts it. ``on_entry`` sees each computed entry and its steps' results."""
+
+    def run(
+        messages: Sequence[tuple[int, IdentityMessage]], budget: int
+    ) -> tuple[JournalEntry[Any], list[StepResult]]:
+        return compute_entries(messages, store, codecs, settings, decided_at_most=budget)
+
+    def compute(rest: Sequence[tuple[int, IdentityMessage]]) -> tuple[JournalEntry[Any], Any]:
+        entry, results, raw = fitting_entry(rest, run, encode, too_large)
+        on_entry(entry, results)
+        return entry, raw
+
+    return handle_batch(items, store, compute, decode=decode)
+
+
 # The watermark the stage sends itself to go on releasing (``Outputs.more``): it names no
 # partition, so it moves no frontier; it only gives the stage another step.
 GO_ON = Watermark((), dt.datetime(1970, 1, 1, tzinfo=dt.UTC))

@@ -28,8 +28,8 @@ from .ordered import (
     Outputs,
     Prefixed,
     Settings,
-    compute_entries,
-    handle_batch,
+    StepResult,
+    run_batch,
 )
 from .person_stage import Context
 from .resolver import IdentityLogRecord, ResolverTables
@@ -114,15 +114,12 @@ class Simulation:
             items = [(p, self.inputs[p]) for p in range(first, min(first + size, end))]
             self._step_starts.setdefault(first, len(self.store.log))
 
-            def compute(rest: Any) -> Any:
-                entry, results = compute_entries(rest, self.store, _CODECS, settings)
+            def seen(_entry: Any, results: list[StepResult]) -> None:
                 for result in results:
                     self.decisions.extend(result.decisions)
-                return entry, entry
 
-            for (position, _), outcome in zip(
-                items, handle_batch(items, self.store, compute), strict=True
-            ):
+            handled = run_batch(items, self.store, _CODECS, settings, on_entry=seen)
+            for (position, _), outcome in zip(items, handled, strict=True):
                 self.handled.append(outcome)
                 self.sent.append((position, outcome.outputs))
                 if outcome.outputs.more:

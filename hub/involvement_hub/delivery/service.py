@@ -32,6 +32,7 @@ from involvement_hub.core.audit import DisclosureRecord, expiry_record
 from involvement_hub.core.delivery_plan import DeliveryPlan, out_of_hours_copy, schedule
 from involvement_hub.core.digest import DigestBox, close, hold
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome, DigestDue, RetryNudge
+from involvement_hub.core.schedule import Due
 from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.message import build_digest, build_message
 from involvement_hub.errors import (
@@ -40,17 +41,6 @@ from involvement_hub.errors import (
     TransientDeliveryError,
 )
 from involvement_hub.observability.metrics import HubMetrics
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    """A pending alert or digest the ticker must nudge at ``next_at``."""
-
-    recipient_id: str
-    next_at: dt.datetime
-    since: dt.datetime
-    digest_window: str | None = None
-    urgency: str = "ROUTINE"  # for the oldest-pending-age gauge, by urgency
 
 
 @dataclass
@@ -263,7 +253,7 @@ def _record_attempt(
     if alert.alert_id not in stores.due:
         retry_at = now + d.backoff.delay(entry.attempts, d.rand())
         stores.due[alert.alert_id] = Due(
-            alert.recipient_id, retry_at, entry.first_attempt_at or now, urgency=alert.urgency.value
+            alert.recipient_id, retry_at, entry.first_attempt_at or now, urgency=alert.urgency
         )
 
 
@@ -311,7 +301,7 @@ async def _failed(
             after.entry.next_attempt_at,
             since,
             digest_window,
-            urgency=alert.urgency.value,
+            urgency=alert.urgency,
         )
         _outcome(
             result,

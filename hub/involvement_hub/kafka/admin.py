@@ -21,7 +21,7 @@ from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 
 from involvement_hub.errors import HubError
 from involvement_hub.kafka.client import client_options
-from involvement_hub.kafka.topics import TopicNames, state_changelog
+from involvement_hub.kafka.topics import TopicNames, changelog_partitions
 from involvement_hub.limits import PRODUCE_LIMIT_BYTES
 from involvement_hub.settings import Settings
 
@@ -134,10 +134,7 @@ async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
 
 def changelog_specs(settings: Settings) -> dict[str, int]:
     """The tables' changelog topics and their partitions, as Faust names them."""
-    wanted = {state_changelog(settings): 1}
-    for table in ("outbox", "delivery-due", "digests"):
-        wanted[f"{settings.app_id}-{table}-changelog"] = settings.partitions
-    return wanted
+    return changelog_partitions(settings)
 
 
 async def ensure_changelogs(settings: Settings) -> list[str]:

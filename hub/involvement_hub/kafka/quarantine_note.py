@@ -16,8 +16,28 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from involvement_hub.limits import QUARANTINE_DETAIL_CAP_CHARS, QUARANTINE_KEY_CAP_BYTES
+
+
+class Header(StrEnum):
+    """The headers of a quarantine note, and of a record replayed from the quarantine."""
+
+    REASON = "hub-reason"
+    DETAIL = "hub-detail"
+    SOURCE_TOPIC = "hub-source-topic"
+    SOURCE_PARTITION = "hub-source-partition"
+    SOURCE_OFFSET = "hub-source-offset"
+    SOURCE_LAST_OFFSET = "hub-source-last-offset"
+    SOURCE_SIZE = "hub-source-size"
+    SOURCE_KEY_SIZE = "hub-source-key-size"
+    SOURCE_HEADER_BYTES = "hub-source-header-bytes"
+    QUARANTINED_AT = "hub-quarantined-at"
+    PAYLOAD = "hub-payload"
+    REPLAYED_FROM = "hub-replayed-from"
+    REPLAYED_AT = "hub-replayed-at"
+
 
 # hub-payload: whether the note carries the original key and value.
 KEPT = "kept"  # both, byte for byte: the message can be replayed
@@ -65,9 +85,9 @@ def note_for(
     pairs = agency_headers.items() if isinstance(agency_headers, Mapping) else agency_headers
     header_bytes = sum(len(name) + len(v or b"") for name, v in pairs or ())
     headers = _headers(source, reason, detail, at, payload)
-    headers["hub-source-size"] = str(value_size).encode()
-    headers["hub-source-key-size"] = str(key_size).encode()
-    headers["hub-source-header-bytes"] = str(header_bytes).encode()
+    headers[Header.SOURCE_SIZE] = str(value_size).encode()
+    headers[Header.SOURCE_KEY_SIZE] = str(key_size).encode()
+    headers[Header.SOURCE_HEADER_BYTES] = str(header_bytes).encode()
     if value is None or payload == DROPPED:
         return Note(
             key if payload == NULL and key_size <= QUARANTINE_KEY_CAP_BYTES else None, b"", headers
@@ -79,7 +99,7 @@ def unreadable_note(source: Source, last_offset: int, detail: str, at: dt.dateti
     """A note for records the consumer could not read (offsets ``source.offset`` to
     ``last_offset``): nothing of them can be copied, only where they are."""
     headers = _headers(source, UNREADABLE_BATCH, detail, at, NOT_READ)
-    headers["hub-source-last-offset"] = str(last_offset).encode()
+    headers[Header.SOURCE_LAST_OFFSET] = str(last_offset).encode()
     return Note(None, b"", headers)
 
 
@@ -90,12 +110,12 @@ def _headers(
     source: Source, reason: str, detail: str, at: dt.datetime, payload: str
 ) -> dict[str, bytes]:
     return {
-        "hub-reason": reason.encode(),
+        Header.REASON: reason.encode(),
         # A detail can quote a value from the payload (an agency id it claims); cap it.
-        "hub-detail": detail[:QUARANTINE_DETAIL_CAP_CHARS].encode("utf-8", "replace"),
-        "hub-source-topic": source.topic.encode(),
-        "hub-source-partition": str(source.partition).encode(),
-        "hub-source-offset": str(source.offset).encode(),
-        "hub-quarantined-at": at.isoformat().encode(),
-        "hub-payload": payload.encode(),
+        Header.DETAIL: detail[:QUARANTINE_DETAIL_CAP_CHARS].encode("utf-8", "replace"),
+        Header.SOURCE_TOPIC: source.topic.encode(),
+        Header.SOURCE_PARTITION: str(source.partition).encode(),
+        Header.SOURCE_OFFSET: str(source.offset).encode(),
+        Header.QUARANTINED_AT: at.isoformat().encode(),
+        Header.PAYLOAD: payload.encode(),
     }

@@ -1,8 +1,9 @@
-"""The hub's topic names, from the settings' prefix and agency list.
+"""Every name the hub gives Kafka: its topics (from the settings' prefix and agency list)
+and its tables (whose changelog topics Faust names after the application id).
 
 ``ingest.<agency_id>`` topics belong to the agencies (each may write only its own); the
 ``hub.*`` topics are the hub's. A prefix lets several hubs, or several test runs, share a
-cluster without seeing each other's data.
+cluster without seeing each other's data. This is the one place these names are written.
 """
 
 from __future__ import annotations
@@ -67,10 +68,29 @@ class TopicNames:
 
 
 # The ordered stage keeps all its state -- identity index, persons, households, journal --
-# in this one Faust table, so its writes reach Kafka in one changelog, in order.
+# in this one Faust table, so its writes reach Kafka in one changelog, in order. It has the
+# one partition of the identity topic that feeds it.
 STATE_TABLE = "hub-state"
+# Delivery's tables, one partition for each of hub.alerts' (HUB_PARTITIONS).
+OUTBOX_TABLE = "outbox"  # alert or digest id -> PENDING | SENT
+DUE_TABLE = "delivery-due"  # alert or digest id -> its next attempt
+DIGESTS_TABLE = "digests"  # recipient id -> alerts held for a digest, by window
+DELIVERY_TABLES = (OUTBOX_TABLE, DUE_TABLE, DIGESTS_TABLE)
+
+
+def changelog(settings: Settings, table: str) -> str:
+    """A table's changelog topic, as Faust names it."""
+    return f"{settings.app_id}-{table}-changelog"
 
 
 def state_changelog(settings: Settings) -> str:
-    """The changelog topic of :data:`STATE_TABLE`, as Faust names it."""
-    return f"{settings.app_id}-{STATE_TABLE}-changelog"
+    """The changelog topic of :data:`STATE_TABLE`."""
+    return changelog(settings, STATE_TABLE)
+
+
+def changelog_partitions(settings: Settings) -> dict[str, int]:
+    """Every table's changelog topic and its partitions."""
+    wanted = {state_changelog(settings): 1}
+    for table in DELIVERY_TABLES:
+        wanted[changelog(settings, table)] = settings.partitions
+    return wanted

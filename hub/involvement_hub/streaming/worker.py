@@ -23,7 +23,8 @@ from involvement_hub.kafka.client import check_codecs
 from involvement_hub.observability.endpoints import endpoints_app, start_endpoints
 from involvement_hub.observability.metrics import create_metrics
 from involvement_hub.settings import Settings
-from involvement_hub.streaming.app import HubApp, group_instance_id
+from involvement_hub.streaming.app import HubApp
+from involvement_hub.streaming.faust_app import group_instance_id
 from involvement_hub.streaming.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,10 @@ def run_worker(settings: Settings) -> None:
         # Served from the start, before Faust: during a long table recovery /readyz says
         # "not yet" and /metrics shows the recovery's progress, rather than not answering.
         app = endpoints_app(
-            hub.metrics.registry, live=hub.live, ready=hub.ready, observe=hub.observe
+            hub.metrics.registry,
+            live=hub.health.live,
+            ready=hub.health.ready,
+            observe=hub.health.observe,
         )
         loop.run_until_complete(start_endpoints(app, settings.metrics_host, settings.metrics_port))
         log.info(
