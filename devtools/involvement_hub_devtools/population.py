@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from involvement_hub_devtools.synthetic import nhs_check_digit
+from involvement_hub.core.identity import nhs_check_digit
 
 GIVEN = (
     "Ash",

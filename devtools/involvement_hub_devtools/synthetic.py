@@ -10,12 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-
-def nhs_check_digit(body: str) -> int | None:
-    """The modulus-11 check digit for nine digits, or None when no number is valid."""
-    total = sum(int(d) * w for d, w in zip(body, range(10, 1, -1), strict=True))
-    check = (11 - total % 11) % 11
-    return None if check == 10 else check
+from involvement_hub.core.identity import nhs_check_digit
 
 
 def nhs_numbers(start: int = 0) -> Iterator[str]:

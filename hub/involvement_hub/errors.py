@@ -18,6 +18,8 @@
      │    ├── PermanentDeliveryError  5xx: escalated, not retried
      │    └── InsecureTransportError  no STARTTLS, or an untrusted certificate: escalated,
      │                                and retried in case the server is fixed
+     ├── QueryError                   an operator's question the stored data cannot answer
+     │                                (``hub team``, ``audit``, ``identity``, ``delivery``)
      └── LocalKafkaError              the local development broker cannot be fetched or run
 
 Rules: decode errors quarantine, transient delivery errors retry, permanent ones escalate.
@@ -56,6 +58,7 @@ __all__ = [
     "PermanentDeliveryError",
     "PolicyError",
     "PublishError",
+    "QueryError",
     "RejectedEvent",
     "SchemaError",
     "SettingsError",
@@ -97,6 +100,10 @@ class PermanentDeliveryError(DeliveryError):
 class InsecureTransportError(DeliveryError):
     """The server cannot be reached securely (no STARTTLS, untrusted certificate). Nothing
     is sent in clear; the alert is escalated and waits for the server to be fixed."""
+
+
+class QueryError(HubError):
+    """A question the stored data cannot answer (unknown identifier, unreachable broker)."""
 
 
 class LocalKafkaError(HubError):

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from involvement_hub.core.identity import (
     InvalidIdentifier,
     canonical_key,
+    nhs_check_digit,
     nhs_number_is_valid,
     normalise,
     person_id,
@@ -17,7 +18,7 @@ from involvement_hub.core.identity import (
     usable_keys,
 )
 from involvement_hub.core.model import Identifier
-from involvement_hub_devtools.synthetic import nhs_check_digit, nhs_number, nhs_numbers, upn
+from involvement_hub_devtools.synthetic import nhs_number, nhs_numbers, upn
 
 SECRET = b"unit-test-pseudonym-key"
 

@@ -79,7 +79,7 @@ def make_alert(**changes: Any) -> Alert:
         why=WHY,
         rule_id="rule-07",
         policy_version="2026-11",
-        lawful_basis="PUBLIC_TASK",
+        lawful_basis=LawfulBasis.PUBLIC_TASK,
         changes=(("Exclusion type", "fixed_term"), ("Days", "3")),
         team=(SCHOOL_CONTACT,),
         ingested_at=NOW,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from involvement_hub.cli.quarantine import Quarantined
 from involvement_hub.config import load_config
+from involvement_hub.core.reasons import Reason
 from involvement_hub.errors import ConfigError, OversizeMessage, SettingsError
 from involvement_hub.kafka.admin import topic_specs
 from involvement_hub.kafka.client import check_codecs
@@ -25,7 +26,7 @@ from involvement_hub.limits import (
     record_size,
 )
 from involvement_hub.settings import Settings
-from involvement_hub.streaming.ingest import EMPTY_VALUE, Quarantine, examine
+from involvement_hub.streaming.ingest import Quarantine, examine
 from involvement_hub.streaming.tables import Encoded, str_codec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,10 +92,10 @@ def test_agency_headers_are_never_copied_only_measured() -> None:
 
 
 def test_a_null_value_is_noted_as_null() -> None:
-    note = _note(b"INC-4", None, reason=EMPTY_VALUE)
+    note = _note(b"INC-4", None, reason=Reason.EMPTY_VALUE)
     assert note.value == b""  # a producer refuses a record with neither key nor value
     assert note.key == b"INC-4"
-    assert _note(None, None, reason=EMPTY_VALUE).value == b""
+    assert _note(None, None, reason=Reason.EMPTY_VALUE).value == b""
     assert note.headers["hub-payload"] == b"null"
     assert note.headers["hub-source-size"] == b"0"
 
@@ -161,7 +162,7 @@ def test_a_null_or_empty_value_is_quarantined_as_empty_value(raw: bytes | None) 
         max_bytes=CAP,
     )
     assert isinstance(result, Quarantine)
-    assert result.reason == EMPTY_VALUE
+    assert result.reason == Reason.EMPTY_VALUE
 
 
 def test_the_decode_cap_must_leave_room_for_the_quarantine_note() -> None:

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from involvement_hub.cli.main import main
 from involvement_hub.cli.publish import LineError, prepare_file
+from involvement_hub.core.identity import nhs_check_digit
 from involvement_hub.settings import DEFAULT_AGENCIES
 from involvement_hub_devtools.population import FAMILY, LIFE_EVENT_MIX, VARIANTS, Population
 from involvement_hub_devtools.simulate import encoded, records, write_jsonl
-from involvement_hub_devtools.synthetic import nhs_check_digit
 from involvement_hub_producer import SchemaRegistry, decode
 
 REGISTRY = SchemaRegistry.packaged()

@@ -31,6 +31,7 @@ from involvement_hub.core.family import (
 from involvement_hub.core.household import HouseholdState, Member
 from involvement_hub.core.messages import (
     DeliveryOutcome,
+    DeliveryStatus,
     EdgeUpdate,
     FanOut,
     Handover,
@@ -223,7 +224,9 @@ def test_a_team_round_trips_with_its_versions() -> None:
 
 
 def test_delivery_outcomes_round_trip() -> None:
-    outcome = DeliveryOutcome("a" * 32, "oakfield-primary/PR-9", "FAILED", NOW, "550 no mailbox")
+    outcome = DeliveryOutcome(
+        "a" * 32, "oakfield-primary/PR-9", DeliveryStatus.FAILED, NOW, "550 no mailbox"
+    )
     assert round_trip(outcome) == outcome
     short = wire.loads(
         DeliveryOutcome,

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from involvement_hub.config import load_config
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
-from involvement_hub.core.model import Urgency
+from involvement_hub.core.model import LawfulBasis, Urgency
 from involvement_hub.core.policy import ContentLevel, Link
 from involvement_hub.delivery.message import build_message
 from involvement_hub.delivery.smtp import plain_send_loop
@@ -252,7 +252,7 @@ def _bench_alerts(count: int, now: dt.datetime) -> list[Alert]:
             why="you are the lead practitioner for this child",
             rule_id="lead-practitioner",
             policy_version="bench",
-            lawful_basis="PUBLIC_TASK",
+            lawful_basis=LawfulBasis.PUBLIC_TASK,
             changes=(),
             team=(),
             ingested_at=now,

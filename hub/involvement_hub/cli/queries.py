@@ -30,16 +30,12 @@ from involvement_hub.core.resolver import (
     IdentityLogRecord,
     MergeRecord,
 )
-from involvement_hub.errors import HubError
+from involvement_hub.errors import QueryError
 from involvement_hub.kafka import wire
 from involvement_hub.kafka.admin import partitions_of
 from involvement_hub.kafka.client import client_options
 from involvement_hub.kafka.topics import TopicNames, state_changelog
 from involvement_hub.settings import Settings
-
-
-class QueryError(HubError):
-    """A question the stored data cannot answer (unknown identifier, unreachable broker)."""
 
 
 async def read_all(settings: Settings, topic: str) -> list[Any]:

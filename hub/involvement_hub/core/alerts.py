@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .model import Event, InvolvementEvent, LifeEvent, RelationshipEvent, Urgency
+from .model import Event, InvolvementEvent, LawfulBasis, LifeEvent, RelationshipEvent, Urgency
 from .policy import ContentLevel, Link, RecipientRole
 from .routing import Decision, Outcome
 from .team import Team, TeamMember
@@ -70,7 +70,7 @@ class Alert:
     why: str  # the "why you received this" line
     rule_id: str
     policy_version: str
-    lawful_basis: str
+    lawful_basis: LawfulBasis
     changes: tuple[tuple[str, str], ...]  # SUMMARY only: what changed, as label/value
     team: tuple[Contact, ...]  # REFERENCE and above: shareable involvements only
     ingested_at: dt.datetime  # when the agency's message reached Kafka (for latency)
@@ -144,7 +144,7 @@ def build_alert(
         f"lawful basis {decision.lawful_basis.value})",
         rule_id=decision.rule_id,
         policy_version=decision.policy_version,
-        lawful_basis=decision.lawful_basis.value,
+        lawful_basis=decision.lawful_basis,
         changes=_changes(event) if level.includes(ContentLevel.SUMMARY) else (),
         team=_contacts(team, member) if reference else (),
         ingested_at=ingested_at,

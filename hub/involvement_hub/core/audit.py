@@ -11,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from .alerts import Alert
+from .model import LawfulBasis, Urgency
+from .policy import ContentLevel, Link
 from .routing import Decision, Outcome, Suppression
 
 
@@ -21,18 +23,18 @@ class DisclosureRecord:
     kind: str
     person_id: str
     about_person_id: str
-    link: str
+    link: Link
     recipient_id: str
     recipient_agency: str
     case_ref: str
     role: str
     rule_id: str
     policy_version: str
-    lawful_basis: str
-    content_level: str
-    urgency: str
-    outcome: str
-    suppression: str | None
+    lawful_basis: LawfulBasis
+    content_level: ContentLevel
+    urgency: Urgency
+    outcome: Outcome
+    suppression: Suppression | None
     alert_id: str | None  # set when the outcome is SEND
 
 
@@ -44,18 +46,18 @@ def disclosure_record(decision: Decision, now: dt.datetime) -> DisclosureRecord:
         kind=decision.kind,
         person_id=decision.person_id,
         about_person_id=decision.about_person_id,
-        link=decision.link.value,
+        link=decision.link,
         recipient_id=decision.recipient.recipient_id,
         recipient_agency=decision.recipient.agency_id,
         case_ref=decision.recipient.record_ref,
         role=decision.role.value,
         rule_id=decision.rule_id,
         policy_version=decision.policy_version,
-        lawful_basis=decision.lawful_basis.value,
-        content_level=decision.content_level.value,
-        urgency=decision.urgency.value,
-        outcome=decision.outcome.value,
-        suppression=None if sent else str(decision.suppression),
+        lawful_basis=decision.lawful_basis,
+        content_level=decision.content_level,
+        urgency=decision.urgency,
+        outcome=decision.outcome,
+        suppression=None if sent else decision.suppression,
         alert_id=decision.alert_id if sent else None,
     )
 
@@ -69,7 +71,7 @@ def expiry_record(alert: Alert, now: dt.datetime) -> DisclosureRecord:
         kind=alert.kind,
         person_id=alert.person_id or "",
         about_person_id=alert.about_person_id or "",
-        link=alert.link.value,
+        link=alert.link,
         recipient_id=alert.recipient_id,
         recipient_agency=agency,
         case_ref=alert.case_ref,
@@ -77,9 +79,9 @@ def expiry_record(alert: Alert, now: dt.datetime) -> DisclosureRecord:
         rule_id=alert.rule_id,
         policy_version=alert.policy_version,
         lawful_basis=alert.lawful_basis,
-        content_level=alert.content_level.value,
-        urgency=alert.urgency.value,
-        outcome=Outcome.SUPPRESS.value,
-        suppression=Suppression.ENDED_BEFORE_SEND.value,
+        content_level=alert.content_level,
+        urgency=alert.urgency,
+        outcome=Outcome.SUPPRESS,
+        suppression=Suppression.ENDED_BEFORE_SEND,
         alert_id=alert.alert_id,
     )

@@ -43,15 +43,19 @@ class InvalidIdentifier(ValueError):
         self.reason = reason
 
 
+def nhs_check_digit(body: str) -> int | None:
+    """The NHS number's modulus-11 check digit for its first nine digits (weights 10..2),
+    or None where a check value of 10 makes every number with that body invalid."""
+    total = sum(int(d) * w for d, w in zip(body, range(10, 1, -1), strict=True))
+    check = (11 - total % 11) % 11
+    return None if check == 10 else check
+
+
 def nhs_number_is_valid(digits: str) -> bool:
-    """The NHS number modulus-11 check (weights 10..2; a check value of 10 is invalid)."""
+    """Ten digits whose last is the modulus-11 check digit of the nine before it."""
     if len(digits) != 10 or not digits.isdigit():
         return False
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
+    return nhs_check_digit(digits[:9]) == int(digits[9])
 
 
 def normalise(identifier: Identifier) -> Identifier:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .alerts import Alert
 from .family import Edge, PersonState, Stamp
@@ -187,13 +188,25 @@ class DigestDue:
 AlertTopicMessage = Alert | RetryNudge | DigestDue
 
 
+class DeliveryStatus(StrEnum):
+    """What happened to an alert, as ``hub.delivery`` and ``hub delivery`` tell it."""
+
+    HELD = "HELD"  # held for the recipient's digest
+    SENT = "SENT"  # accepted by the mail server
+    DUPLICATE = "DUPLICATE"  # read again (a replay): handled before, nothing sent again
+    RETRY = "RETRY"  # the attempt failed; another is due
+    FAILED = "FAILED"  # given up
+    ESCALATED = "ESCALATED"  # a copy went to the escalation contact
+    EXPIRED = "EXPIRED"  # not sent: the recipient's involvement ended meanwhile (IG-2)
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
     """delivery -> hub.delivery: what happened to one alert (no content)."""
 
     alert_id: str
     recipient_id: str
-    status: str  # QUEUED, HELD, SENT, DUPLICATE, RETRY, ESCALATED, FAILED
+    status: DeliveryStatus
     at: dt.datetime
     detail: str = ""
     attempts: int = 0

@@ -40,19 +40,13 @@ from .model import (
     Urgency,
 )
 from .policy import all_kinds
+from .reasons import Reason
 
 _KNOWN_KINDS = frozenset(all_kinds())
 
 MAX_DETAILS = 20
 MAX_DETAIL_CHARS = 200
 MAX_RELATED = 20
-
-NO_USABLE_IDENTIFIER = "no_usable_identifier"
-DETAILS_TOO_LARGE = "details_too_large"
-TOO_MANY_RELATED = "too_many_related"
-UNKNOWN_RECORD_TYPE = "unknown_record_type"
-SUBSCRIPTION_WITHOUT_REASON = "subscription_without_reason"
-UNKNOWN_KIND = "unknown_kind"
 
 
 def event_from_record(name: str, record: Mapping[str, Any]) -> Event:
@@ -71,7 +65,7 @@ def event_from_record(name: str, record: Mapping[str, Any]) -> Event:
         )
     if name == "Subscription":
         return _subscription(envelope, record)
-    raise RejectedEvent(UNKNOWN_RECORD_TYPE, f"no domain mapping for {name}")
+    raise RejectedEvent(Reason.UNKNOWN_RECORD_TYPE, f"no domain mapping for {name}")
 
 
 def _envelope(record: Mapping[str, Any]) -> Envelope:
@@ -93,7 +87,7 @@ def _person(raw: Mapping[str, Any], where: str) -> PersonRef:
     identifiers = tuple(Identifier(i["scheme"], i["value"]) for i in raw["identifiers"])
     keys, _ = usable_keys(identifiers)
     if not keys:
-        raise RejectedEvent(NO_USABLE_IDENTIFIER, f"{where} has no valid strong identifier")
+        raise RejectedEvent(Reason.NO_USABLE_IDENTIFIER, f"{where} has no valid strong identifier")
     address = raw.get("address")
     return PersonRef(
         identifiers=identifiers,
@@ -155,12 +149,14 @@ def _override(raw: Mapping[str, Any] | None) -> SafeguardingOverride | None:
 def _subscription(envelope: Envelope, record: Mapping[str, Any]) -> SubscriptionEvent:
     reason = (record.get("reason") or "").strip()
     if not reason:
-        raise RejectedEvent(SUBSCRIPTION_WITHOUT_REASON, "a subscription needs a stated reason")
+        raise RejectedEvent(
+            Reason.SUBSCRIPTION_WITHOUT_REASON, "a subscription needs a stated reason"
+        )
     kinds = tuple(dict.fromkeys(str(k) for k in record.get("kinds") or ()))
     unknown = [k for k in kinds if k not in _KNOWN_KINDS]
     if unknown:
         raise RejectedEvent(
-            UNKNOWN_KIND, f"subscription names unknown kinds: {', '.join(unknown[:3])}"
+            Reason.UNKNOWN_KIND, f"subscription names unknown kinds: {', '.join(unknown[:3])}"
         )
     return SubscriptionEvent(
         envelope=envelope,
@@ -178,12 +174,12 @@ def _life_event(envelope: Envelope, record: Mapping[str, Any]) -> LifeEvent:
         len(k) > MAX_DETAIL_CHARS or len(v) > MAX_DETAIL_CHARS for k, v in details.items()
     ):
         raise RejectedEvent(
-            DETAILS_TOO_LARGE,
+            Reason.DETAILS_TOO_LARGE,
             f"details may hold {MAX_DETAILS} entries of {MAX_DETAIL_CHARS} characters",
         )
     related = record.get("related") or []
     if len(related) > MAX_RELATED:
-        raise RejectedEvent(TOO_MANY_RELATED, f"at most {MAX_RELATED} related persons")
+        raise RejectedEvent(Reason.TOO_MANY_RELATED, f"at most {MAX_RELATED} related persons")
     return LifeEvent(
         envelope=envelope,
         life_event_kind=LifeEventKind(record["kind"]),

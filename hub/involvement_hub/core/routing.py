@@ -25,10 +25,9 @@ from .model import (
     Urgency,
 )
 from .policy import ContentLevel, KindPolicy, Link, Policy, RecipientRole
+from .reasons import Reason
 from .subscriptions import SubscriptionRules
 from .team import Team, TeamMember, involvement_key
-
-NO_POLICY = "no_policy"
 
 
 class Outcome(StrEnum):
@@ -106,7 +105,7 @@ def route(
     """
     entry = policy.for_kind(event.kind)
     if entry is None:
-        raise RejectedEvent(NO_POLICY, f"no policy for event kind {event.kind}")
+        raise RejectedEvent(Reason.NO_POLICY, f"no policy for event kind {event.kind}")
     actor = _actor(event, before, after)
     candidates: dict[str, tuple[TeamMember, RecipientRole, str]] = {}
     unqualified: set[str] = set()

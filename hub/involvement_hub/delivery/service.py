@@ -31,7 +31,13 @@ from involvement_hub.core.alerts import Alert
 from involvement_hub.core.audit import DisclosureRecord, expiry_record
 from involvement_hub.core.delivery_plan import DeliveryPlan, out_of_hours_copy, schedule
 from involvement_hub.core.digest import DigestBox, close, hold
-from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome, DigestDue, RetryNudge
+from involvement_hub.core.messages import (
+    AlertTopicMessage,
+    DeliveryOutcome,
+    DeliveryStatus,
+    DigestDue,
+    RetryNudge,
+)
 from involvement_hub.core.schedule import Due
 from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.message import build_digest, build_message
@@ -104,7 +110,12 @@ async def handle(message: AlertTopicMessage, stores: Stores, d: Deliverer) -> Re
 
 
 def _outcome(
-    result: Result, d: Deliverer, alert_id: str, recipient: str, status: str, **kw: object
+    result: Result,
+    d: Deliverer,
+    alert_id: str,
+    recipient: str,
+    status: DeliveryStatus,
+    **kw: object,
 ) -> None:
     result.outcomes.append(DeliveryOutcome(alert_id, recipient, status, d.clock(), **kw))  # type: ignore[arg-type]
 
@@ -127,7 +138,12 @@ async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result)
         if entry.status is ob.Status.SENT:
             d.metrics.emails_duplicate.inc()
         _outcome(
-            result, d, alert.alert_id, alert.recipient_id, "DUPLICATE", detail=entry.status.value
+            result,
+            d,
+            alert.alert_id,
+            alert.recipient_id,
+            DeliveryStatus.DUPLICATE,
+            detail=entry.status.value,
         )
         return
     now = d.clock()
@@ -152,7 +168,9 @@ async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result)
         stores.digests[alert.recipient_id] = hold(box, alert, held.window, held.due)
         stores.outbox[alert.alert_id] = ob.held(alert, held.window, held.due)
         d.metrics.delivery_queued.labels("held").inc()
-        _outcome(result, d, alert.alert_id, alert.recipient_id, "HELD", detail=held.window)
+        _outcome(
+            result, d, alert.alert_id, alert.recipient_id, DeliveryStatus.HELD, detail=held.window
+        )
         return
     d.metrics.delivery_queued.labels("immediate").inc()
     await _attempt(alert, ob.pending(alert, now), stores, d, result, first=True)
@@ -187,7 +205,7 @@ def _expire(
         d,
         alert.alert_id,
         alert.recipient_id,
-        "EXPIRED",
+        DeliveryStatus.EXPIRED,
         detail="not sent: its send-by time (the recipient's grace period, IG-2) had passed",
     )
 
@@ -237,7 +255,7 @@ async def _attempt(
         d,
         alert.alert_id,
         alert.recipient_id,
-        "SENT",
+        DeliveryStatus.SENT,
         attempts=entry.attempts,
         via=alert.copy_of,
     )
@@ -308,7 +326,7 @@ async def _failed(
             d,
             key,
             alert.recipient_id,
-            "RETRY",
+            DeliveryStatus.RETRY,
             detail=str(exc),
             attempts=after.entry.attempts,
         )
@@ -319,7 +337,7 @@ async def _failed(
             d,
             key,
             alert.recipient_id,
-            "FAILED",
+            DeliveryStatus.FAILED,
             detail=str(exc),
             attempts=after.entry.attempts,
         )
@@ -341,7 +359,7 @@ async def _escalate(alert: Alert, reason: str, d: Deliverer, result: Result) -> 
         d,
         alert.alert_id,
         alert.recipient_id,
-        "ESCALATED",
+        DeliveryStatus.ESCALATED,
         detail=detail,
         via=copy.alert_id if copy is not None else None,
     )
@@ -408,7 +426,7 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
         await d.durable.recorded(digest_id)
     for alert in alerts:
         _sent(alert, accepted, d)
-        _outcome(result, d, alert.alert_id, alert.recipient_id, "SENT", via=digest_id)
+        _outcome(result, d, alert.alert_id, alert.recipient_id, DeliveryStatus.SENT, via=digest_id)
     d.metrics.digest_size.observe(len(alerts))
     _finish_digest(box, window.window, alerts, digest_id, stores, accepted)
 
@@ -441,10 +459,10 @@ async def _digest_failed(
     if after.entry.status is ob.Status.PENDING and after.entry.next_attempt_at is not None:
         since = after.entry.first_attempt_at or now
         stores.due[digest_id] = Due(recipient, after.entry.next_attempt_at, since, window)
-        status = "RETRY"
+        status = DeliveryStatus.RETRY
     else:
         stores.due.pop(digest_id, None)
-        status = "FAILED"
+        status = DeliveryStatus.FAILED
     _outcome(
         result, d, digest_id, recipient, status, detail=str(exc), attempts=after.entry.attempts
     )

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from involvement_hub.core.reasons import Reason
 from involvement_hub.limits import QUARANTINE_DETAIL_CAP_CHARS, QUARANTINE_KEY_CAP_BYTES
 
 
@@ -98,12 +99,9 @@ def note_for(
 def unreadable_note(source: Source, last_offset: int, detail: str, at: dt.datetime) -> Note:
     """A note for records the consumer could not read (offsets ``source.offset`` to
     ``last_offset``): nothing of them can be copied, only where they are."""
-    headers = _headers(source, UNREADABLE_BATCH, detail, at, NOT_READ)
+    headers = _headers(source, Reason.UNREADABLE_BATCH, detail, at, NOT_READ)
     headers[Header.SOURCE_LAST_OFFSET] = str(last_offset).encode()
     return Note(None, b"", headers)
-
-
-UNREADABLE_BATCH = "unreadable_batch"
 
 
 def _headers(

@@ -58,6 +58,7 @@ from involvement_hub.core.ordered import (
 from involvement_hub.core.ordered import Settings as StepSettings
 from involvement_hub.core.outbox import Backoff, OutboxEntry
 from involvement_hub.core.person_stage import Context
+from involvement_hub.core.reasons import Reason
 from involvement_hub.core.resolver import IdentityLogRecord, MergeRecord
 from involvement_hub.core.schedule import Due, due_now
 from involvement_hub.delivery.mailer import Mailer
@@ -66,7 +67,6 @@ from involvement_hub.delivery.settings_files import PlanSource
 from involvement_hub.errors import OversizeMessage
 from involvement_hub.kafka import wire
 from involvement_hub.kafka.quarantine_note import (
-    UNREADABLE_BATCH,
     Source,
     note_for,
     unreadable_note,
@@ -105,7 +105,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 # The reason for an event whose output would be larger than the hub may produce.
-OUTPUT_TOO_LARGE = "output_too_large"
 # Delivery takes up to this many alerts at a time and sends them concurrently across
 # recipients (in order for each recipient), over the SMTP connection pool.
 DELIVERY_BATCH = 64
@@ -592,7 +591,7 @@ class HubApp:
         """A batch the consumer could not read was skipped: say so loudly, and where."""
         agency = self.names.agency_of(topic)
         self.metrics.unreadable_batches.labels(topic).inc()
-        self.metrics.quarantined.labels(agency or "unknown", UNREADABLE_BATCH).inc()
+        self.metrics.quarantined.labels(agency or "unknown", Reason.UNREADABLE_BATCH).inc()
         # The exception's text may quote bytes of the batch; its type says enough.
         log.error(
             "skipped an unreadable batch %s[%s]@%s..%s: %s; its records are lost to the hub "
@@ -626,9 +625,9 @@ class HubApp:
             where,
         )
         if isinstance(exc, OversizeMessage):
-            reason, detail = OUTPUT_TOO_LARGE, str(exc)
+            reason, detail = Reason.OUTPUT_TOO_LARGE, str(exc)
         else:
-            reason, detail = f"internal_error_{stage}", type(exc).__name__
+            reason, detail = Reason.internal_error(stage), type(exc).__name__
         try:
             # Filed under agency "unknown": the hub's failure, not the agency's doing.
             self._quarantine(event, reason, detail, None)

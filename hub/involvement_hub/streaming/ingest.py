@@ -14,14 +14,9 @@ from involvement_hub_producer import DecodeError, SchemaRegistry, decode
 
 from involvement_hub.core.model import Event
 from involvement_hub.core.policy import Policy
+from involvement_hub.core.reasons import Reason
 from involvement_hub.core.records import event_from_record
 from involvement_hub.errors import RejectedEvent
-
-AGENCY_MISMATCH = "agency_mismatch"
-NOT_AN_INGEST_TOPIC = "not_an_ingest_topic"
-EMPTY_VALUE = "empty_value"
-NO_POLICY = "no_policy"
-INVALID_RECORD = "invalid_record"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +42,12 @@ def examine(
 ) -> Accepted | Quarantine:
     """Decode, check the sender, and check there is a policy for the event's kind."""
     if topic_agency is None:
-        return Quarantine(NOT_AN_INGEST_TOPIC, "message arrived on a topic that is not ingest.*")
+        return Quarantine(
+            Reason.NOT_AN_INGEST_TOPIC, "message arrived on a topic that is not ingest.*"
+        )
     if not raw:
         # A null value (a tombstone, or a producer bug) or zero bytes: nothing to decode.
-        return Quarantine(EMPTY_VALUE, "the message has no value", decode_failure=True)
+        return Quarantine(Reason.EMPTY_VALUE, "the message has no value", decode_failure=True)
     try:
         decoded = decode(raw, registry, max_bytes)
     except DecodeError as exc:
@@ -61,16 +58,18 @@ def examine(
         return Quarantine(exc.reason, exc.detail)
     except (KeyError, TypeError, ValueError) as exc:
         # The schema guarantees shape; this is a reader-schema/domain mismatch (a bug).
-        return Quarantine(INVALID_RECORD, f"{decoded.name}: {type(exc).__name__}")
+        return Quarantine(Reason.INVALID_RECORD, f"{decoded.name}: {type(exc).__name__}")
     claimed = event.envelope.source.agency_id
     if claimed != topic_agency:
         return Quarantine(
-            AGENCY_MISMATCH,
+            Reason.AGENCY_MISMATCH,
             f"payload claims {claimed!r}, topic is for {topic_agency!r}",
             event.kind,
         )
     if policy.for_kind(event.kind) is None:
-        return Quarantine(NO_POLICY, f"no governance policy for kind {event.kind}", event.kind)
+        return Quarantine(
+            Reason.NO_POLICY, f"no governance policy for kind {event.kind}", event.kind
+        )
     return Accepted(event)
 
 
