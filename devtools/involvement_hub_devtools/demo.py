@@ -135,6 +135,12 @@ def demo_records(now: dt.datetime, run: str, family: int = 0) -> list[dict[str, 
     social_care = ("northshire-social-care", "case-management", "CIN-2026-0417")
     school = ("oakfield-primary", "school-mis", "PUPIL-4471")
     health = ("northshire-health", "child-health-record", "CHR-88213")
+    pastoral = {
+        "service_id": "OAK-PASTORAL",
+        "name": "Oakfield Primary pastoral support",
+        "category": "EDUCATION",
+        "level": "TARGETED",
+    }
     return [
         involvement(
             *social_care,
@@ -157,12 +163,7 @@ def demo_records(now: dt.datetime, run: str, family: int = 0) -> list[dict[str, 
             kit,
             involvement_id="INV-SCH-1",
             change="STARTED",
-            service={
-                "service_id": "OAK-PASTORAL",
-                "name": "Oakfield Primary pastoral support",
-                "category": "EDUCATION",
-                "level": "TARGETED",
-            },
+            service=pastoral,
             practitioner=dsl,
             is_lead=False,
             lawful_basis="PUBLIC_TASK",
@@ -212,12 +213,7 @@ def demo_records(now: dt.datetime, run: str, family: int = 0) -> list[dict[str, 
             kit,
             involvement_id="INV-SCH-1",
             change="ENDED",
-            service={
-                "service_id": "OAK-PASTORAL",
-                "name": "Oakfield Primary pastoral support",
-                "category": "EDUCATION",
-                "level": "TARGETED",
-            },
+            service=pastoral,
             practitioner=dsl,
             is_lead=False,
             lawful_basis="PUBLIC_TASK",

@@ -321,26 +321,13 @@ async def _failed(
             digest_window,
             urgency=alert.urgency,
         )
-        _outcome(
-            result,
-            d,
-            key,
-            alert.recipient_id,
-            DeliveryStatus.RETRY,
-            detail=str(exc),
-            attempts=after.entry.attempts,
-        )
+        status = DeliveryStatus.RETRY
     else:
         stores.due.pop(key, None)
-        _outcome(
-            result,
-            d,
-            key,
-            alert.recipient_id,
-            DeliveryStatus.FAILED,
-            detail=str(exc),
-            attempts=after.entry.attempts,
-        )
+        status = DeliveryStatus.FAILED
+    _outcome(
+        result, d, key, alert.recipient_id, status, detail=str(exc), attempts=after.entry.attempts
+    )
     result.outcomes.extend(escalated)
 
 
