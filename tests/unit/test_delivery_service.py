@@ -354,6 +354,19 @@ async def test_a_permanent_failure_is_not_retried_and_goes_to_the_teams_escalati
     assert "Alex Morgan" in escalation.note
     assert "refused" in escalation.note
     assert escalation.case_ref == alert().case_ref
+    (record,) = result.audit  # IG-5: the escalation is a disclosure of its own
+    assert (record.recipient_id, record.alert_id, record.copy_of) == (
+        escalation.recipient_id,
+        escalation.alert_id,
+        alert().alert_id,
+    )
+    assert (record.role, record.rule_id, record.outcome) == (
+        "ESCALATION_CONTACT",
+        "delivery:escalation",
+        "SEND",
+    )
+    assert record.lawful_basis == alert().lawful_basis
+    assert "refused" in record.why
     assert s.metric("hub_delivery_escalations_total", reason="permanent") == 1
     assert s.metric("hub_emails_failed_total", failure="permanent") == 1
 
@@ -458,6 +471,18 @@ async def test_an_urgent_alert_out_of_hours_is_sent_and_copied_to_the_out_of_hou
     assert copy.recipient_id == f"{SOCIAL_CARE}/out-of-hours"
     assert (copy.copy_kind, copy.copy_of) == ("out_of_hours", urgent.alert_id)
     assert copy.alert_id == derived_id(urgent.alert_id, "out-of-hours")
+    (record,) = result.audit  # IG-5: the copy is a disclosure of its own
+    assert (record.recipient_id, record.alert_id, record.copy_of, record.role) == (
+        copy.recipient_id,
+        copy.alert_id,
+        urgent.alert_id,
+        "OUT_OF_HOURS_CONTACT",
+    )
+    assert (record.person_id, record.kind, record.urgency) == (
+        urgent.person_id or "",
+        urgent.kind,
+        Urgency.URGENT,
+    )
     # The copy itself is delivered at once and not copied again.
     copied = await s.handle(copy)
     assert statuses(copied) == ["SENT"]
@@ -582,8 +607,13 @@ async def test_a_closed_window_sends_one_digest_of_every_held_alert() -> None:
         assert routine.case_ref in text
     assert digest_id in text
     assert [(o.alert_id, o.status, o.via) for o in result.outcomes] == [
-        (a.alert_id, "SENT", digest_id) for a in held
+        (digest_id, "SENT", None),
+        *((a.alert_id, "SENT", digest_id) for a in held),
     ]
+    (record,) = result.audit  # the digest email is a disclosure of its own
+    assert (record.recipient_id, record.alert_id, record.kind) == (RECIPIENT, digest_id, "DIGEST")
+    assert record.includes == tuple(a.alert_id for a in held)
+    assert record.outcome == "SEND"
     for routine in held:
         entry = s.entry(routine.alert_id)
         assert (entry.status, entry.via, entry.alert) == (ob.Status.SENT, digest_id, None)
@@ -646,7 +676,7 @@ async def test_a_digest_that_fails_transiently_is_retried_through_its_due_entry(
 
     retried = await s.handle(RetryNudge(RECIPIENT, digest_id))
 
-    assert [o.status for o in retried.outcomes] == ["SENT"] * 3
+    assert [o.status for o in retried.outcomes] == ["SENT"] * 4  # the digest and its three
     (sent,) = s.mailer.sent
     assert sent["Message-ID"] == message_id(digest_id)
     assert s.stores.due == {}
@@ -831,12 +861,15 @@ async def test_a_digest_leaves_out_alerts_whose_grace_period_ran_out_while_held(
     assert kept.alert_id in text
     assert lapsed.alert_id not in text
     assert sent["Subject"] == "[DIGEST] Involvement hub: 1 update on your cases"
+    digest_id = derived_id(RECIPIENT, window.window)
     assert sorted((o.alert_id, o.status) for o in result.outcomes) == sorted(
-        [(kept.alert_id, "SENT"), (lapsed.alert_id, "EXPIRED")]
+        [(kept.alert_id, "SENT"), (lapsed.alert_id, "EXPIRED"), (digest_id, "SENT")]
     )
     assert s.entry(lapsed.alert_id).status is ob.Status.EXPIRED
     assert s.entry(kept.alert_id).status is ob.Status.SENT
-    assert [r.alert_id for r in result.audit] == [lapsed.alert_id]
+    # The lapsed alert's suppression, then the digest (which carries only the kept one).
+    assert [r.alert_id for r in result.audit] == [lapsed.alert_id, digest_id]
+    assert result.audit[1].includes == (kept.alert_id,)
     assert s.stores.digests == {}
 
 

@@ -93,11 +93,19 @@ def _team(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.cli.queries import disclosures, former_ids, identity_log, person_for
+    from involvement_hub.cli.queries import (
+        delivery_outcomes,
+        disclosures,
+        former_ids,
+        identity_log,
+        person_for,
+    )
     from involvement_hub.cli.reports import audit_report
+    from involvement_hub.core.audit import delivery_states
 
-    async def gather() -> list[Any]:
+    async def gather() -> tuple[list[Any], dict[str, Any]]:
         records = list(await disclosures(settings))
+        states = delivery_states(await delivery_outcomes(settings))
         if args.person:
             ids = former_ids(await person_for(settings, args.person), await identity_log(settings))
             records = [r for r in records if r.person_id in ids or r.about_person_id in ids]
@@ -105,12 +113,12 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             records = [r for r in records if r.recipient_id == args.practitioner]
         if args.since:
             records = [r for r in records if r.decided_at.date() >= args.since]
-        return records
+        return records, states
 
     if not (args.person or args.practitioner):
         _say("hub audit: give --person scheme:value or --practitioner agency/practitioner_id")
         return EXIT_CONFIG
-    print(audit_report(asyncio.run(gather())))
+    print(audit_report(*asyncio.run(gather())))
     return EXIT_OK
 
 

@@ -175,10 +175,15 @@ async def disclosures(settings: Settings) -> Iterator[DisclosureRecord]:
     return (wire.loads(DisclosureRecord, r.value) for r in records)
 
 
+async def delivery_outcomes(settings: Settings) -> list[DeliveryOutcome]:
+    """Everything hub.delivery holds, in the order it was written."""
+    topic = TopicNames.from_settings(settings).delivery
+    return [wire.loads(DeliveryOutcome, r.value) for r in await read_all(settings, topic)]
+
+
 async def delivery_history(settings: Settings, alert_id: str) -> list[DeliveryOutcome]:
     """Everything hub.delivery recorded about an alert (or a digest), oldest first, plus the
     records of any copy or escalation made of it."""
-    topic = TopicNames.from_settings(settings).delivery
-    outcomes = [wire.loads(DeliveryOutcome, r.value) for r in await read_all(settings, topic)]
+    outcomes = await delivery_outcomes(settings)
     related = {alert_id} | {o.via for o in outcomes if o.alert_id == alert_id and o.via}
     return sorted((o for o in outcomes if o.alert_id in related), key=lambda o: o.at)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from involvement_hub.cli.queries import TeamView
-from involvement_hub.core.audit import DisclosureRecord
+from involvement_hub.core.audit import DisclosureRecord, delivery_state
 from involvement_hub.core.messages import DeliveryOutcome
 from involvement_hub.core.resolver import CandidateRecord
+from involvement_hub.core.routing import Outcome
 from involvement_hub.core.team import TeamMember
 
 _EVIDENCE = {
@@ -85,20 +86,33 @@ def team_report(view: TeamView, show_sensitive: bool = False) -> str:
     return "\n".join(lines)
 
 
-def audit_report(records: Iterable[DisclosureRecord]) -> str:
-    rows = sorted(records, key=lambda r: r.decided_at)
+def audit_report(
+    records: Iterable[DisclosureRecord], states: Mapping[str, DeliveryOutcome] | None = None
+) -> str:
+    """Each decision once (a replay may record it again), oldest first, with its alert id
+    and what became of the alert (``hub.delivery``'s latest word on it)."""
+    unique: dict[tuple[object, ...], DisclosureRecord] = {}
+    for r in sorted(records, key=lambda r: r.decided_at):
+        unique.setdefault((r.event_key, r.recipient_id, r.alert_id, r.outcome, r.kind), r)
+    rows = list(unique.values())
     if not rows:
         return "No disclosure decisions recorded."
+    known = states or {}
     lines = [f"{len(rows)} decisions (oldest first):"]
     for r in rows:
-        outcome = "SENT" if r.outcome == "SEND" else f"SUPPRESSED ({r.suppression})"
+        what = "SEND" if r.outcome is Outcome.SEND else "SUPPRESS"
+        alert = f"alert {r.alert_id}: " if r.alert_id else ""
         lines.append(
-            f"{_when(r.decided_at)}  {outcome:<40} {r.kind:<24} "
-            f"to {r.recipient_id} (case {r.case_ref})\n"
+            f"{_when(r.decided_at)}  {what:<8} {r.kind:<24} to {r.recipient_id} "
+            f"(case {r.case_ref})\n"
+            f"    {alert}{delivery_state(r, known)}\n"
             f"    event {r.event_key}; {r.role} by rule {r.rule_id}; link {r.link}; "
             f"policy {r.policy_version}; lawful basis {r.lawful_basis}; content {r.content_level}; "
             f"person {r.person_id}"
             + (f" about {r.about_person_id}" if r.about_person_id != r.person_id else "")
+            + (f"\n    copy of alert {r.copy_of}" if r.copy_of else "")
+            + (f"\n    carries alerts {', '.join(r.includes)}" if r.includes else "")
+            + (f"\n    why: {r.why}" if r.why else "")
         )
     return "\n".join(lines)
 

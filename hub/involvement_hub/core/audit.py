@@ -1,16 +1,23 @@
-"""The disclosure audit (IG-5): one record for every alert decision, sent or suppressed.
+"""The disclosure audit (IG-5): one record for every alert decision, sent or suppressed,
+and for every email the hub sends -- routed alerts, out-of-hours copies, escalations and
+digests.
 
 A record says which event, about whom (hub person ids, which are pseudonyms), to whom,
-under which rule and policy version, on which lawful basis, with what outcome and when. It
-holds no payload content: the kind of event is recorded, never its details.
+under which rule and policy version, on which lawful basis, with what outcome and when, and
+the alert id that names the email (its ``Message-ID`` is derived from it), so an
+information governance officer can follow it to ``hub delivery``. It holds no payload
+content: the kind of event is recorded, never its details. What then became of each alert
+is ``hub.delivery``'s to say: :func:`delivery_states` reads it for ``hub audit``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .alerts import Alert
+from .messages import DeliveryOutcome, DeliveryStatus
 from .model import LawfulBasis, Urgency
 from .policy import ContentLevel, Link
 from .routing import Decision, Outcome, Suppression
@@ -36,6 +43,10 @@ class DisclosureRecord:
     outcome: Outcome
     suppression: Suppression | None
     alert_id: str | None  # set when the outcome is SEND
+    # A copy (out-of-hours, escalation): the alert it copies. A digest: the alerts it carries.
+    copy_of: str | None = None
+    includes: tuple[str, ...] = ()
+    why: str = ""  # for a copy or a digest: why this recipient receives it
 
 
 def disclosure_record(decision: Decision, now: dt.datetime) -> DisclosureRecord:
@@ -85,3 +96,129 @@ def expiry_record(alert: Alert, now: dt.datetime) -> DisclosureRecord:
         suppression=Suppression.ENDED_BEFORE_SEND,
         alert_id=alert.alert_id,
     )
+
+
+# The role and rule of a copy the delivery stage makes (delivery.toml decides who gets one).
+COPY_ROLES = {"out_of_hours": "OUT_OF_HOURS_CONTACT", "escalation": "ESCALATION_CONTACT"}
+DIGEST_KIND = "DIGEST"
+
+
+def copy_record(copy: Alert, now: dt.datetime) -> DisclosureRecord:
+    """An out-of-hours copy or an escalation, made by delivery: a disclosure of its own."""
+    kind = copy.copy_kind or "copy"
+    agency, _, _ = copy.recipient_id.partition("/")
+    return DisclosureRecord(
+        decided_at=now,
+        event_key=copy.event_key,
+        kind=copy.kind,
+        person_id=copy.person_id or "",
+        about_person_id=copy.about_person_id or "",
+        link=copy.link,
+        recipient_id=copy.recipient_id,
+        recipient_agency=agency,
+        case_ref=copy.case_ref,
+        role=COPY_ROLES.get(kind, kind.upper()),
+        rule_id=f"delivery:{kind}",
+        policy_version=copy.policy_version,
+        lawful_basis=copy.lawful_basis,
+        content_level=copy.content_level,
+        urgency=copy.urgency,
+        outcome=Outcome.SEND,
+        suppression=None,
+        alert_id=copy.alert_id,
+        copy_of=copy.copy_of,
+        why=copy.note or "",
+    )
+
+
+def digest_record(
+    recipient_id: str, digest_id: str, alerts: Sequence[Alert], now: dt.datetime
+) -> DisclosureRecord:
+    """A digest email: it discloses again, in one email, the alerts it carries (each of
+    which has its own record, with its own rule and lawful basis)."""
+    first = alerts[0]
+    agency, _, _ = recipient_id.partition("/")
+    return DisclosureRecord(
+        decided_at=now,
+        event_key=f"digest/{digest_id}",
+        kind=DIGEST_KIND,
+        person_id=first.person_id or "",
+        about_person_id=first.about_person_id or "",
+        link=first.link,
+        recipient_id=recipient_id,
+        recipient_agency=agency,
+        case_ref=first.case_ref,
+        role=first.role or "",
+        rule_id="delivery:digest",
+        policy_version=first.policy_version,
+        lawful_basis=first.lawful_basis,
+        content_level=max((a.content_level for a in alerts), key=_LEVEL_ORDER.index),
+        urgency=first.urgency,
+        outcome=Outcome.SEND,
+        suppression=None,
+        alert_id=digest_id,
+        includes=tuple(a.alert_id for a in alerts),
+        why=f"the recipient's digest of {len(alerts)} ROUTINE alert(s), each audited on its own",
+    )
+
+
+_LEVEL_ORDER = list(ContentLevel)
+
+
+def delivery_states(outcomes: Iterable[DeliveryOutcome]) -> dict[str, DeliveryOutcome]:
+    """The latest thing ``hub.delivery`` says of each alert or digest (a ``DUPLICATE`` --
+    the same alert read again -- changes nothing)."""
+    latest: dict[str, DeliveryOutcome] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.at):
+        if outcome.status is not DeliveryStatus.DUPLICATE:
+            latest[outcome.alert_id] = outcome
+    return latest
+
+
+def delivery_state(record: DisclosureRecord, states: Mapping[str, DeliveryOutcome]) -> str:
+    """What became of a decision, in words, for ``hub audit``."""
+    if record.outcome is Outcome.SUPPRESS:
+        return f"suppressed ({record.suppression})"
+    state = states.get(record.alert_id or "")
+    if state is None:
+        return "routed; no delivery recorded yet"
+    at = state.at.isoformat(timespec="seconds")
+    match state.status:
+        case DeliveryStatus.SENT if state.via and state.via != record.copy_of:
+            return f"sent {at} in digest {state.via}"
+        case DeliveryStatus.SENT:
+            return f"sent {at}"
+        case DeliveryStatus.HELD:
+            _, _, until = state.detail.partition(":")
+            return f"held for a digest until {until or state.detail}"
+        case DeliveryStatus.RETRY:
+            return f"not yet delivered: retrying after {state.attempts} attempt(s)"
+        case DeliveryStatus.ESCALATED:
+            return (
+                f"not delivered; escalated as alert {state.via}"
+                if state.via
+                else ("not delivered; no escalation contact configured")
+            )
+        case DeliveryStatus.FAILED:
+            return f"failed {at}: {state.detail}"
+        case DeliveryStatus.EXPIRED:
+            return f"not sent: expired {at} (the recipient's grace period had passed)"
+    return state.status.value
+
+
+def emailed(
+    records: Iterable[DisclosureRecord], states: Mapping[str, DeliveryOutcome]
+) -> set[tuple[str, str]]:
+    """(recipient, alert id) of every email the audit says went out: each SEND record whose
+    alert was sent by itself (an alert sent within a digest went out as the digest)."""
+    found = set()
+    for record in records:
+        if record.outcome is not Outcome.SEND or record.alert_id is None:
+            continue
+        state = states.get(record.alert_id)
+        if state is None or state.status is not DeliveryStatus.SENT:
+            continue
+        if state.via and state.via != record.copy_of:
+            continue  # in a digest: the digest's own record stands for the email
+        found.add((record.recipient_id, record.alert_id))
+    return found

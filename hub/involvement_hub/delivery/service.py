@@ -28,7 +28,7 @@ from typing import Protocol
 
 from involvement_hub.core import outbox as ob
 from involvement_hub.core.alerts import Alert
-from involvement_hub.core.audit import DisclosureRecord, expiry_record
+from involvement_hub.core.audit import DisclosureRecord, copy_record, digest_record, expiry_record
 from involvement_hub.core.delivery_plan import DeliveryPlan, out_of_hours_copy, schedule
 from involvement_hub.core.digest import DigestBox, close, hold
 from involvement_hub.core.messages import (
@@ -95,7 +95,8 @@ class Deliverer:
 class Result:
     outcomes: list[DeliveryOutcome] = field(default_factory=list)
     queue: list[Alert] = field(default_factory=list)  # copies and escalations to send
-    audit: list[DisclosureRecord] = field(default_factory=list)  # suppressions at send time
+    # Disclosures made here: suppressions at send time, copies, escalations, digests.
+    audit: list[DisclosureRecord] = field(default_factory=list)
 
 
 async def handle(message: AlertTopicMessage, stores: Stores, d: Deliverer) -> Result:
@@ -158,6 +159,7 @@ async def _new_alert(alert: Alert, stores: Stores, d: Deliverer, result: Result)
     if copy_to is not None:
         copy = ob.out_of_hours_alert(alert, copy_to, now)
         result.queue.append(copy)
+        result.audit.append(copy_record(copy, now))  # IG-5: a copy is a disclosure too
         # Before the entry: a replay that finds the entry never makes the copy again; one
         # that does not (a first attempt cut off) makes the same copy, with the same id,
         # which the copy's own entry then recognises.
@@ -352,6 +354,7 @@ async def _escalate(alert: Alert, reason: str, d: Deliverer, result: Result) -> 
     )
     if copy is not None:
         result.queue.append(copy)
+        result.audit.append(copy_record(copy, d.clock()))  # IG-5: so is an escalation
         await d.durable.queued([copy])
 
 
@@ -411,6 +414,8 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
         stores.outbox[digest_id] = ob.after_success(entry, accepted)
         stores.due.pop(digest_id, None)
         await d.durable.recorded(digest_id)
+    result.audit.append(digest_record(due.recipient_id, digest_id, alerts, accepted))
+    _outcome(result, d, digest_id, due.recipient_id, DeliveryStatus.SENT, attempts=entry.attempts)
     for alert in alerts:
         _sent(alert, accepted, d)
         _outcome(result, d, alert.alert_id, alert.recipient_id, DeliveryStatus.SENT, via=digest_id)
