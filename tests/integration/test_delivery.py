@@ -41,7 +41,7 @@ from alert_builders import an_alert
 from conftest import REPO, WorkerProcess, free_port
 from involvement_hub.cli.queries import read_all
 from involvement_hub.core.alerts import Alert
-from involvement_hub.core.audit import DisclosureRecord
+from involvement_hub.core.audit import DisclosureRecord, delivery_states, emailed
 from involvement_hub.core.delivery_plan import Mode, Preference, derived_id
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
 from involvement_hub.delivery.settings_files import write_preferences
@@ -796,3 +796,70 @@ async def test_an_alert_past_its_send_by_is_not_sent_but_recorded_and_audited(hu
         hub.metric('hub_routing_decisions_total{outcome="SUPPRESS",reason="ended_before_send"}')
         == 1
     )
+
+
+def a_case(n: int, name: str, *events: tuple[str, str]) -> list[dict[str, Any]]:
+    """Like ``case``, with a lead of the given name (and so an email address of their own)."""
+    child = person(n)
+    lead = practitioner(f"SW-{n}", name, "social-care.northshire")
+    ref = f"CIN-{n}"
+    return [
+        involvement(SOCIAL_CARE, ref, child, lead, involvement_id=f"SC-{n}", lead=True),
+        *(life_event(SOCIAL_CARE, ref, child, kind, urgency=urgency) for kind, urgency in events),
+    ]
+
+
+async def test_every_email_the_mail_server_took_is_on_the_audit_with_its_alert_id(
+    hub: Hub,
+) -> None:
+    """IG-5: alerts sent alone, an out-of-hours copy, an escalation and a digest, each on
+    ``hub.audit`` with the alert id of its email, and nothing on the audit that no email was."""
+    closes = (dt.datetime.now(LONDON) + dt.timedelta(seconds=30)).replace(microsecond=0)
+    if closes.date() != dt.datetime.now(LONDON).date():
+        pytest.skip("too close to midnight for a window later today")
+    today = DAYS[dt.datetime.now(LONDON).weekday()]
+    (hub.subscriptions / "delivery.toml").write_text(
+        delivery_toml(days=tuple(d for d in DAYS if d != today))  # out of hours all day
+    )
+    write_preferences(hub.subscriptions, {lead_of(340): Preference(Mode.DAILY, closes.time())})
+    refused = "sam.okafor@social-care.northshire.example"
+    hub.inbox.refuse[refused] = "550 5.1.1 mailbox unavailable"
+    who = {
+        LEAD_EMAIL: lead_of(340),
+        "robin.shah@social-care.northshire.example": lead_of(341),
+        OUT_OF_HOURS: f"{SOCIAL_CARE}/out-of-hours",
+        TEAM_ESCALATION: f"{SOCIAL_CARE}/escalation",
+    }
+    hub.smtp.start()
+    hub.start_worker()
+
+    await publish_records(
+        hub.settings,
+        [
+            *a_case(340, "Alex Morgan", ROUTINE, SCHOOL_CHANGE),  # held, then one digest
+            *a_case(341, "Robin Shah", URGENT, PRIORITY),  # alone; the URGENT one copied
+            *a_case(342, "Sam Okafor", PRIORITY),  # refused: escalated
+        ],
+    )
+
+    # The digest, the two alerts to 341 and the copy, the escalation.
+    await wait_for("five emails", lambda: len(hub.inbox.received) >= 5, timeout=120)
+    outcomes = await wait_for_outcomes(
+        hub, "the digest's alerts sent", lambda o: sent(o, lead_of(340), 3)
+    )
+    audit = [
+        wire.loads(DisclosureRecord, r.value) for r in await read_all(hub.settings, hub.names.audit)
+    ]
+    on_the_audit = emailed(audit, delivery_states(outcomes))
+    received = {
+        (who[r.rcpt_tos[0]], r.message_id.strip("<>").split("@")[0]) for r in hub.inbox.received
+    }
+    assert len(hub.inbox.received) == 5
+    assert on_the_audit == received
+    kinds = {r.alert_id: (r.kind, r.role) for r in audit}
+    digest = next(a for who_, a in received if who_ == lead_of(340))
+    assert kinds[digest] == ("DIGEST", "LEAD_PRACTITIONER")
+    assert sorted(role for _, role in kinds.values() if role.endswith("CONTACT")) == [
+        "ESCALATION_CONTACT",
+        "OUT_OF_HOURS_CONTACT",
+    ]
