@@ -19,6 +19,7 @@ from involvement_hub.core.delivery_plan import DeliveryPlan
 from involvement_hub.core.errors import ConfigError, PolicyError, SubscriptionError
 from involvement_hub.core.policy import Policy, parse_policy
 from involvement_hub.core.subscriptions import SubscriptionRules, parse_rules
+from involvement_hub.core.vocabulary import Vocabulary, VocabularyError, parse_vocabulary
 from involvement_hub.delivery.settings_files import load_plan
 from involvement_hub.settings import Settings
 
@@ -39,6 +40,11 @@ def load_policy(path: Path) -> Policy:
     return parse_policy(_read_toml(path, PolicyError, "policy file"), str(path))
 
 
+def load_vocabulary(path: Path) -> Vocabulary:
+    """Read and validate the emails' words; :class:`VocabularyError` names any problem."""
+    return parse_vocabulary(_read_toml(path, VocabularyError, "vocabulary file"), str(path))
+
+
 def load_rules(folder: Path, policy: Policy) -> SubscriptionRules:
     """Read and validate ``rules.toml`` in ``folder`` against the policy."""
     path = folder / RULES_FILE
@@ -51,6 +57,7 @@ class HubConfig:
     policy: Policy
     rules: SubscriptionRules
     delivery: DeliveryPlan
+    vocabulary: Vocabulary
 
 
 def load_config(settings: Settings) -> HubConfig:
@@ -62,4 +69,5 @@ def load_config(settings: Settings) -> HubConfig:
     policy = load_policy(settings.policy_file)
     rules = load_rules(settings.subscriptions_dir, policy)
     delivery = load_plan(settings.subscriptions_dir)
-    return HubConfig(registry, policy, rules, delivery)
+    vocabulary = load_vocabulary(settings.vocabulary_file)
+    return HubConfig(registry, policy, rules, delivery, vocabulary)

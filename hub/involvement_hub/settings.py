@@ -102,6 +102,7 @@ class Settings:
     state_dir: Path = Path(".hub")
     schema_dir: Path | None = None
     policy_file: Path = Path("governance/policy.toml")
+    vocabulary_file: Path = Path("governance/vocabulary.toml")
     subscriptions_dir: Path = Path("subscriptions")
     # Observability
     metrics_port: int = 9464
@@ -275,6 +276,7 @@ DESCRIPTIONS: Final = {
     "state_dir": "Local state: broker jars, data and logs, table stores, the demo mailbox.",
     "schema_dir": "Folder of `*.avsc` writer schemas. Empty: the schemas shipped with the hub.",
     "policy_file": "The governance policy (TOML).",
+    "vocabulary_file": "The words of the emails for the hub's codes (TOML).",
     "subscriptions_dir": "Folder holding the subscription rules (`rules.toml`).",
     "metrics_port": "Port of `/metrics`, `/healthz` and `/readyz`; 0 turns them off.",
     "metrics_host": "Address the metrics and health endpoints listen on.",

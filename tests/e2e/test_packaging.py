@@ -74,7 +74,7 @@ def test_the_hub_installs_only_its_own_packages(wheels: dict[str, zipfile.ZipFil
     assert top_level_names(wheel) == {"involvement_hub", "involvement_hub_producer"}
     names = wheel.namelist()
     assert "involvement_hub_producer/schemas/involvement.v1.avsc" in names
-    assert "involvement_hub/templates/alert.txt" in names
+    assert "involvement_hub/delivery/message.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "hub = involvement_hub.cli.main:main" in wheel.read(entry_points).decode()
 

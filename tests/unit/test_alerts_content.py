@@ -14,7 +14,7 @@ from core_builders import (
     life_event,
     team_of,
 )
-from involvement_hub.core.alerts import Alert, build_alert
+from involvement_hub.core.alerts import Alert, Detail, build_alert
 from involvement_hub.core.model import (
     Address,
     Event,
@@ -168,13 +168,15 @@ def test_a_reference_alert_adds_the_source_agency_and_the_team_but_no_changes() 
     assert alert.changes == ()
 
 
-def test_a_summary_alert_adds_the_changes() -> None:
+def test_a_summary_alert_adds_the_details() -> None:
     alert = alert_for(NEW_MEMBER, ContentLevel.SUMMARY)
     assert alert.source_agency == "northshire-youth-justice"
     assert alert.team
-    assert dict(alert.changes)["Change"] == "involvement started"
-    assert dict(alert.changes)["Lead practitioner"] == "no"
-    assert "YOUTH_JUSTICE" in dict(alert.changes)["Service"]
+    details = {d.key: d.value for d in alert.details}
+    assert details["change"] == "STARTED"
+    assert details["lead"] == "no"
+    assert details["service_category"] == "YOUTH_JUSTICE"  # codes: the email has the words
+    assert alert.changes == ()
 
 
 def test_a_summary_of_a_life_event_lists_its_details() -> None:
@@ -184,7 +186,7 @@ def test_a_summary_of_a_life_event_lists_its_details() -> None:
         new_address=Address(uprn="999000000202", postcode="ZZ99 4QZ"),
     )
     alert = alert_for(event, ContentLevel.SUMMARY)
-    assert alert.changes == (("Moved with", "both parents"),)
+    assert alert.details == (Detail("moved_with", "both parents"),)
 
 
 def test_the_alert_carries_its_decision() -> None:

@@ -366,7 +366,7 @@ async def test_a_permanent_failure_is_not_retried_and_goes_to_the_teams_escalati
         "SEND",
     )
     assert record.lawful_basis == alert().lawful_basis
-    assert "refused" in record.why
+    assert "escalation contact" in record.why
     assert s.metric("hub_delivery_escalations_total", reason="permanent") == 1
     assert s.metric("hub_emails_failed_total", failure="permanent") == 1
 

@@ -549,6 +549,7 @@ def test_kubernetes_volumes_hold_what_the_settings_point_at() -> None:
         return objects[("ConfigMap", volume["configMap"]["name"])]
 
     assert settings.policy_file.name in configmap_at(settings.policy_file.parent)["data"]
+    assert settings.vocabulary_file.name in configmap_at(settings.vocabulary_file.parent)["data"]
     assert "rules.toml" in configmap_at(settings.subscriptions_dir)["data"]
 
 
@@ -556,7 +557,7 @@ def test_kubernetes_configmaps_hold_the_repository_files() -> None:
     objects = kubernetes_objects()
     governance = objects[("ConfigMap", "hub-governance")]["data"]
     subscriptions = objects[("ConfigMap", "hub-subscriptions")]["data"]
-    assert set(governance) == {"policy.toml"}
+    assert set(governance) == {"policy.toml", "vocabulary.toml"}
     assert set(subscriptions) == {p.name for p in (REPO / "subscriptions").glob("*.toml")}
     stale = [
         f"{folder}/{key}"

@@ -554,3 +554,63 @@ def test_the_override_arrives_on_the_involvement_as_the_hub_decodes_it() -> None
     assert isinstance(decoded, InvolvementEvent)
     assert decoded.safeguarding_override is not None
     assert decoded.safeguarding_override.reason == "risk of significant harm"
+
+
+# --- (g) one email for the children of one case; who else was told ----------------------
+
+
+def with_la_id(person: dict[str, Any], value: str) -> dict[str, Any]:
+    """The person as social care's own records know them: with the council's person id."""
+    ids = [*person["identifiers"], {"scheme": "la_person_id", "value": value}]
+    return {**person, "identifiers": ids}
+
+
+def test_an_event_about_a_parent_reaches_a_lead_of_two_children_in_one_case_as_one_alert() -> None:
+    sim = play(
+        simulation(),
+        [
+            relationship(SC, "CIN-1", MUM, "PARENT_OF", ASH, at=1),
+            relationship(SC, "CIN-1", MUM, "PARENT_OF", BAY, at=2),
+            involvement(SC, "CIN-50", with_la_id(ASH, "LA-4201"), SW, lead=True, at=3),
+            involvement(
+                SC, "CIN-50", with_la_id(BAY, "LA-4301"), SW, lead=True, at=4, involvement_id="B"
+            ),
+            involvement(HEALTH, "HV-43", BAY, HV, lead=True, category="HEALTH", at=5),
+        ],
+    )
+    play(sim, [life(POLICE, "INC-7", MUM, "DOMESTIC_ABUSE_INCIDENT", at=10)])
+    incident = [a for a in sim.alerts if a.kind == "DOMESTIC_ABUSE_INCIDENT"]
+
+    (to_lead,) = [a for a in incident if a.recipient_id == ASH_LEAD]
+    assert to_lead.case_ref == "CIN-50"
+    assert sorted(r.value for c in to_lead.children for r in c.refs) == ["LA-4201", "LA-4301"]
+    assert {c.link for c in to_lead.children} == {Link.PARENT}
+    # Both children's decisions are on the audit, each naming the one email.
+    lead_records = [
+        r for r in sim.audit if r.recipient_id == ASH_LEAD and r.kind == "DOMESTIC_ABUSE_INCIDENT"
+    ]
+    assert len(lead_records) == 2
+    assert {r.alert_id for r in lead_records} == {to_lead.alert_id}
+    assert len({r.person_id for r in lead_records}) == 2
+    # Each recipient hears who else was told, by role and agency, never by name.
+    (to_hv,) = [a for a in incident if a.recipient_id == BAY_LEAD]
+    assert [(t.role, t.agency_id) for t in to_lead.also_told] == [("health visitor", HEALTH)]
+    assert [(t.role, t.agency_id) for t in to_hv.also_told] == [("social worker", SC)]
+    assert "Jo Lindqvist" not in repr(to_lead.also_told)
+
+
+def test_a_recipient_whose_work_is_sensitive_is_not_named_as_told() -> None:
+    school_joins = involvement(SCHOOL, "P-70", LEE, DSL, category="EDUCATION", at=30)
+    hidden = play(camhs_joins(consent=None), [school_joins])
+    shown = play(camhs_joins(consent=True), [school_joins])
+
+    def told_of_the_school(sim: Simulation) -> dict[str, set[str]]:
+        return {
+            a.recipient_id: {t.agency_id for t in a.also_told}
+            for a in sim.alerts
+            if a.kind == "INVOLVEMENT_STARTED" and a.event_key.startswith(f"{SCHOOL}/")
+        }
+
+    assert CAMHS in {r.split("/")[0] for r in told_of_the_school(hidden)}  # CAMHS is told...
+    assert all(CAMHS not in agencies for agencies in told_of_the_school(hidden).values())
+    assert CAMHS in told_of_the_school(shown)[ASH_LEAD]  # ...and named once consented

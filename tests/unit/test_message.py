@@ -10,10 +10,12 @@ import datetime as dt
 import email
 import email.policy
 from email.message import EmailMessage, Message
+from pathlib import Path
 from typing import Any
 
 import pytest
-from involvement_hub.core.alerts import Alert, Contact, build_alert
+from involvement_hub.config import load_vocabulary
+from involvement_hub.core.alerts import Alert, ChildRef, Contact, Detail, Told, build_alert
 from involvement_hub.core.model import (
     Envelope,
     Identifier,
@@ -33,6 +35,8 @@ from involvement_hub.core.routing import Decision, Outcome
 from involvement_hub.core.team import Team, TeamMember
 from involvement_hub.delivery.message import build_message
 from involvement_hub_devtools.synthetic import nhs_number
+
+REPO = Path(__file__).resolve().parents[2]
 
 NOW = dt.datetime(2026, 11, 3, 15, 0, tzinfo=dt.UTC)
 OCCURRED = dt.datetime(2026, 11, 3, 14, 5, tzinfo=dt.UTC)
@@ -54,9 +58,18 @@ SCHOOL_CONTACT = Contact(
     team="Pastoral team",
     out_of_hours_phone=None,
 )
-WHY = (
-    "you are the lead practitioner for this child; this update is about the child "
-    "(rule rule-07, policy 2026-11, lawful basis PUBLIC_TASK)"
+WHY = "you are the lead practitioner for this child; this update is about the child"
+WORDS = load_vocabulary(REPO / "governance" / "vocabulary.toml")
+# Codes a reader should never meet: agency ids, enum names, detail codes, policy versions.
+CODES = (
+    "oakfield-primary",
+    "SCHOOL_EXCLUSION",
+    "fixed_term",
+    "PUBLIC_TASK",
+    "SOCIAL_CARE",
+    "STATUTORY",
+    "2026-11",
+    "rule-07",
 )
 
 
@@ -80,9 +93,12 @@ def make_alert(**changes: Any) -> Alert:
         rule_id="rule-07",
         policy_version="2026-11",
         lawful_basis=LawfulBasis.PUBLIC_TASK,
-        changes=(("Exclusion type", "fixed_term"), ("Days", "3")),
+        changes=(),
         team=(SCHOOL_CONTACT,),
         ingested_at=NOW,
+        details=(Detail("exclusion_type", "fixed_term"), Detail("days", "3")),
+        source_ref="PUPIL-000173",
+        next_step="Speak to the school's designated safeguarding lead before the child returns.",
     )
     return dataclasses.replace(alert, **changes)
 
@@ -170,24 +186,116 @@ def test_only_urgent_alerts_are_marked_important(urgency: Urgency, importance: s
     assert msg["Importance"] == importance
 
 
-def test_body_names_case_why_team_and_changes() -> None:
-    msg = build_message(make_alert(), MAIL_FROM, NOW)
+def test_body_names_case_why_team_and_details_in_words() -> None:
+    msg = build_message(make_alert(), MAIL_FROM, NOW, WORDS)
 
     for body in (text_of(msg), html_of(msg)):
         assert CASE_REF in body
-        assert f"Why you received this: {WHY}." in body
+        assert f"Why you received this: {WHY}; shared for the public task" in body
         assert "Sam Exampleton, designated safeguarding lead" in body
         assert "sam.exampleton@oakfield.example" in body
         assert "Oakfield Primary School, Pastoral team" in body
-        assert "Exclusion type: fixed_term" in body
+        assert "Type: suspension" in body  # DfE's word, not the agency's code
         assert "Days: 3" in body
-        assert "School exclusion" in body
-        assert "03 Nov 2026 14:05 UTC" in body
+        assert "Suspension or permanent exclusion from school" in body
+        assert "Tue 3 Nov 2026, 14:05 (UK time)" in body
+        assert "Oakfield Primary School, their reference PUPIL-000173" in body
+        assert "the school office, 01632 960200" in body
+        assert "Speak to the school&#x27;s" in body or "Speak to the school's" in body
+        for code in CODES:
+            assert code not in body, code
+
+
+def test_times_are_local_in_summer_too() -> None:
+    summer = make_alert(occurred_at=dt.datetime(2026, 7, 1, 13, 30, tzinfo=dt.UTC))
+
+    assert "Wed 1 Jul 2026, 14:30 (UK time)" in text_of(build_message(summer, MAIL_FROM, NOW))
+
+
+def test_an_urgent_alert_says_so_first_and_in_red() -> None:
+    msg = build_message(make_alert(urgency=Urgency.URGENT), MAIL_FROM, NOW, WORDS)
+
+    assert text_of(msg).startswith("*** URGENT: please read this now and act on it today. ***")
+    assert "background: #d4351c" in html_of(msg)
+    assert "URGENT" not in text_of(build_message(make_alert(), MAIL_FROM, NOW, WORDS))
+
+
+def test_an_updated_involvement_says_what_changed_and_from_what() -> None:
+    alert = make_alert(
+        kind="INVOLVEMENT_UPDATED",
+        details=(
+            Detail("change", "UPDATED"),
+            Detail("service_level", "SPECIALIST", before="TARGETED"),
+            Detail("lead", "yes", before="no"),
+        ),
+    )
+
+    text = text_of(build_message(alert, MAIL_FROM, NOW, WORDS))
+
+    assert "What changed:" in text
+    assert "Level of support: targeted support -> specialist support" in text
+    assert "Lead practitioner: no -> yes" in text
+
+
+def test_a_detail_key_the_vocabulary_does_not_list_is_not_shown() -> None:
+    alert = make_alert(details=(Detail("days", "3"), Detail("internal_notes", "see file")))
+
+    text = text_of(build_message(alert, MAIL_FROM, NOW, WORDS))
+
+    assert "Days: 3" in text
+    assert "see file" not in text
+    assert "internal" not in text
+
+
+def test_several_children_of_one_case_are_told_apart_by_the_recipients_own_references() -> None:
+    children = tuple(
+        ChildRef((Identifier("la_person_id", f"LA-{n}"),), Link.SELF) for n in (101, 102)
+    )
+
+    text = text_of(build_message(make_alert(children=children), MAIL_FROM, NOW, WORDS))
+
+    assert "Children: 2 in this case: person id LA-101; person id LA-102" in text
+
+
+def test_a_copy_says_whose_case_it_is_and_how_to_reach_them() -> None:
+    lead = dataclasses.replace(
+        SCHOOL_CONTACT,
+        agency_id="northshire-social-care",
+        service_name="Children in Need Team 2",
+        practitioner_name="Jo Placeholder",
+        role="social worker",
+        is_lead=True,
+        email="jo.placeholder@northshire.example",
+    )
+    copy = make_alert(
+        copy_kind="out_of_hours",
+        copy_of="0" * 32,
+        owner=lead,
+        note="Out-of-hours copy of an URGENT alert for Jo Placeholder.",
+        why="you are the out-of-hours contact of Northshire Children's Social Care",
+    )
+
+    text = text_of(build_message(copy, MAIL_FROM, NOW, WORDS))
+
+    assert f"Case reference: {CASE_REF}" in text
+    assert "Your case reference" not in text
+    assert "Lead practitioner: Jo Placeholder, social worker (lead practitioner)" in text
+    assert "jo.placeholder@northshire.example" in text
+    assert "you are the lead practitioner" not in text
+
+
+def test_who_else_was_told_is_listed_by_role_and_agency() -> None:
+    told = (Told("designated safeguarding lead", "oakfield-primary", "Oakfield Primary School"),)
+
+    text = text_of(build_message(make_alert(also_told=told), MAIL_FROM, NOW, WORDS))
+
+    assert "Also told about this:" in text
+    assert "designated safeguarding lead, Oakfield Primary School (Oakfield Primary School)" in text
 
 
 def test_html_escapes_names_from_agencies() -> None:
     hostile = dataclasses.replace(SCHOOL_CONTACT, practitioner_name="Sam <script>x()</script>")
-    alert = make_alert(team=(hostile,), changes=(("Practitioner", "<b>Jo</b> & co"),))
+    alert = make_alert(team=(hostile,), changes=(("Practitioner", "<b>Jo</b> & co"),))  # older
 
     body = html_of(build_message(alert, MAIL_FROM, NOW))
 
@@ -280,7 +388,7 @@ def message_at(level: ContentLevel) -> EmailMessage:
     alert = build_alert(
         decision, EXCLUSION, team, now=NOW, ingested_at=NOW, grace=dt.timedelta(days=14)
     )
-    return build_message(alert, MAIL_FROM, NOW)
+    return build_message(alert, MAIL_FROM, NOW, WORDS)
 
 
 def test_empty_level_says_only_that_there_is_an_update() -> None:
@@ -292,30 +400,38 @@ def test_empty_level_says_only_that_there_is_an_update() -> None:
     assert lines == [
         "There is an update on one of your cases.",
         f"Your case reference: {CASE_REF}",
-        "Urgency: PRIORITY",
+        "Urgency: PRIORITY - within two working days",
     ]
     for body in (text, html_of(msg)):
         for hidden in ("exclusion", "oakfield", "Sam Exampleton", "fixed_term", "What changed"):
             assert hidden.lower() not in body.lower()
 
 
-def test_reference_level_adds_what_when_who_and_the_team_but_no_changes() -> None:
+def test_reference_level_adds_what_when_who_reported_it_and_the_team_but_no_details() -> None:
     msg = message_at(ContentLevel.REFERENCE)
 
     for body in (text_of(msg), html_of(msg)):
-        assert "School exclusion" in body
-        assert "oakfield-primary" in body
+        assert "Suspension or permanent exclusion from school" in body
+        assert "Oakfield Primary School, their reference PUPIL-000173" in body
         assert "Sam Exampleton, designated safeguarding lead" in body
-        assert "fixed_term" not in body
-        assert "What changed" not in body
+        assert "suspension" not in body.replace("Suspension or", "")
+        assert "Details" not in body
 
 
-def test_summary_level_adds_the_changes() -> None:
+def test_summary_level_adds_the_details() -> None:
     msg = message_at(ContentLevel.SUMMARY)
 
     for body in (text_of(msg), html_of(msg)):
-        assert "Exclusion type: fixed_term" in body
+        assert "Type: suspension" in body
         assert "Sam Exampleton, designated safeguarding lead" in body
+
+
+@pytest.mark.parametrize("level", list(ContentLevel))
+def test_no_level_shows_a_code(level: ContentLevel) -> None:
+    seen = readable(message_at(level))
+
+    for code in CODES:
+        assert code not in seen, code
 
 
 @pytest.mark.parametrize("level", list(ContentLevel))

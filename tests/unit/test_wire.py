@@ -265,7 +265,9 @@ def test_alerts_round_trip() -> None:
             decision, INVOLVEMENT, after, now=NOW, ingested_at=NOW - DAY, grace=14 * DAY
         )
         assert alert.team
-        assert alert.changes
+        assert alert.details
+        assert alert.children
+        assert alert.recipient_card is not None
         assert round_trip(alert) == alert
         assert wire.loads(Alert, wire.dumps(alert)).content_level is alert.content_level
 

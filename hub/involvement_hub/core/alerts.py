@@ -1,21 +1,38 @@
 """What an alert says: built from a SEND decision, within its content level (IG-4).
 
-An alert never carries the names, date of birth, address or identifiers of the child or
-family. It names the case by the recipient's *own* system reference, says what kind of
-change happened and when, who else works with the child (only services whose involvement
-may be shared) and why the recipient is told. Practitioners' work contact details are the
-point of the alert and are included.
+An alert never carries the names, date of birth or address of the child or family, nor a
+national identifier (NHS number, UPN). It names the child by the recipient's *own*
+references -- their case reference, and the local person reference their own agency sent
+(a local authority or police person id) -- says what kind of change happened and when, who
+reported it, who else was told, what to do next, who else works with the child (only
+services whose involvement may be shared) and why the recipient is told, each part only as
+far as the content level shows it (``core.content``). Practitioners' work contact details
+are the point of the alert and are included.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
-from .model import Event, InvolvementEvent, LawfulBasis, LifeEvent, RelationshipEvent, Urgency
+from .content import Shown, shows
+from .identity import LOCAL_SCHEMES
+from .ids import derived_id
+from .model import (
+    Event,
+    Identifier,
+    InvolvementChange,
+    InvolvementEvent,
+    LawfulBasis,
+    LifeEvent,
+    RelationshipEvent,
+    Urgency,
+)
 from .policy import ContentLevel, Link, RecipientRole
 from .routing import Decision, Outcome
-from .team import Team, TeamMember
+from .team import Team, TeamMember, involvement_key
 
 _LINK_PHRASE = {
     Link.SELF: "about the child",
@@ -51,6 +68,35 @@ class Contact:
     out_of_hours_phone: str | None
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Told:
+    """Another recipient of the same event, as a reader may know of them: a role, not a
+    name (their contact details are the team list's to give, at SUMMARY)."""
+
+    role: str
+    agency_id: str
+    service_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """One thing an event says: a key (``service_level``, or a life event's own detail
+    key), its value, and for an involvement updated what it was before."""
+
+    key: str
+    value: str
+    before: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRef:
+    """One child an alert is about, as the recipient knows them: the local person
+    references their own agency sent (none, where it sent only national numbers)."""
+
+    refs: tuple[Identifier, ...]
+    link: Link  # how the person the event is about relates to this child
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     alert_id: str
@@ -71,7 +117,9 @@ class Alert:
     rule_id: str
     policy_version: str
     lawful_basis: LawfulBasis
-    changes: tuple[tuple[str, str], ...]  # SUMMARY only: what changed, as label/value
+    # Before details (below) existed: labels and values in words. Read from older alerts
+    # still on hub.alerts; no longer written.
+    changes: tuple[tuple[str, str], ...]
     team: tuple[Contact, ...]  # REFERENCE and above: shareable involvements only
     ingested_at: dt.datetime  # when the agency's message reached Kafka (for latency)
     recipient_team: str | None = None
@@ -86,6 +134,19 @@ class Alert:
     person_id: str | None = None
     about_person_id: str | None = None
     role: str | None = None
+    # The children it is about (several: one event, one recipient, one case), by the
+    # recipient's own references.
+    children: tuple[ChildRef, ...] = ()
+    source_ref: str | None = None  # REFERENCE: the reporting agency's own reference
+    next_step: str | None = None  # REFERENCE: the policy's suggested next step
+    also_told: tuple[Told, ...] = ()  # REFERENCE: the others told of the event
+    # The recipient as colleagues reach them (a copy names them as the case's owner), and
+    # whether their involvement may be revealed to others (IG-3): if not, no other
+    # recipient is told that they were told.
+    recipient_card: Contact | None = None
+    recipient_shareable: bool = True
+    owner: Contact | None = None  # a copy: the practitioner whose alert it copies
+    details: tuple[Detail, ...] = ()  # SUMMARY: what the event says, as keys and values
 
     def expired(self, now: dt.datetime) -> bool:
         """IG-2, checked again when sending: is the recipient past their grace period?"""
@@ -117,13 +178,16 @@ def build_alert(
     now: dt.datetime,
     ingested_at: dt.datetime,
     grace: dt.timedelta,
+    before: Team | None = None,
+    next_step: str | None = None,
 ) -> Alert:
-    """The alert for a SEND decision; ``grace`` is the policy's grace period (IG-2)."""
+    """The alert for a SEND decision; ``grace`` is the policy's grace period (IG-2),
+    ``before`` the team before the event (for what changed), ``next_step`` the policy's."""
     if decision.outcome is not Outcome.SEND:
         raise ValueError("only a SEND decision becomes an alert")
     level = decision.content_level
     member = decision.recipient
-    reference = level.includes(ContentLevel.REFERENCE)
+    source = event.envelope.source
     return Alert(
         alert_id=decision.alert_id,
         event_key=decision.event_key,
@@ -137,39 +201,108 @@ def build_alert(
         urgency=decision.urgency,
         content_level=level,
         occurred_at=event.envelope.occurred_at,
-        source_agency=event.envelope.source.agency_id if reference else None,
+        source_agency=source.agency_id if shows(level, Shown.WHAT) else None,
         link=decision.link,
-        why=f"{_ROLE_PHRASE[decision.role]}; this update is {_LINK_PHRASE[decision.link]} "
-        f"(rule {decision.rule_id}, policy {decision.policy_version}, "
-        f"lawful basis {decision.lawful_basis.value})",
+        why=f"{_ROLE_PHRASE[decision.role]}; this update is {_LINK_PHRASE[decision.link]}",
         rule_id=decision.rule_id,
         policy_version=decision.policy_version,
         lawful_basis=decision.lawful_basis,
-        changes=_changes(event) if level.includes(ContentLevel.SUMMARY) else (),
-        team=_contacts(team, member) if reference else (),
+        changes=(),
+        details=_details(event, before) if shows(level, Shown.DETAILS) else (),
+        team=_contacts(team, member) if shows(level, Shown.TEAM) else (),
         ingested_at=ingested_at,
         recipient_team=member.practitioner.team,
         send_by=send_by(member.ended_at, now, grace),
         person_id=decision.person_id,
         about_person_id=decision.about_person_id,
         role=decision.role.value,
+        children=(ChildRef(_own_refs(member), decision.link),),
+        source_ref=source.record_ref if shows(level, Shown.REPORTED_BY) else None,
+        next_step=next_step if shows(level, Shown.NEXT_STEP) else None,
+        recipient_card=_contact(member),
+        recipient_shareable=member.shareable,
+    )
+
+
+def _own_refs(member: TeamMember) -> tuple[Identifier, ...]:
+    return tuple(i for i in member.person_refs if i.scheme in LOCAL_SCHEMES)
+
+
+def compose(
+    alerts: Sequence[Alert], audit: Sequence[Any]
+) -> tuple[tuple[Alert, ...], tuple[Any, ...]]:
+    """The alerts of one event, made ready to send: each says who else was told (as far as
+    its content level shows it), and one recipient's alerts about several children of one
+    case become one alert listing them (its id derived from theirs; their disclosure
+    records name it)."""
+    groups: dict[tuple[str, str, str], list[Alert]] = {}
+    for alert in alerts:
+        groups.setdefault((alert.event_key, alert.recipient_id, alert.case_ref), []).append(alert)
+    merged: list[Alert] = []
+    renamed: dict[str, str] = {}
+    for group in groups.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        ordered = sorted(group, key=lambda a: a.alert_id)
+        first = ordered[0]
+        alert_id = derived_id(*(a.alert_id for a in ordered))
+        renamed.update((a.alert_id, alert_id) for a in ordered)
+        limits = [a.send_by for a in ordered if a.send_by is not None]
+        merged.append(
+            replace(
+                first,
+                alert_id=alert_id,
+                children=tuple(c for a in ordered for c in a.children),
+                send_by=min(limits) if limits else None,
+            )
+        )
+    told = {
+        a.recipient_id: a.recipient_card
+        for a in merged
+        if a.recipient_card is not None and a.recipient_shareable and a.copy_of is None
+    }
+    finished = tuple(
+        replace(
+            a,
+            also_told=tuple(
+                sorted(
+                    {
+                        Told(card.role, card.agency_id, card.service_name)
+                        for who, card in told.items()
+                        if who != a.recipient_id
+                    }
+                )
+            ),
+        )
+        if shows(a.content_level, Shown.ALSO_TOLD)
+        else a
+        for a in merged
+    )
+    records = tuple(
+        replace(r, alert_id=renamed.get(r.alert_id, r.alert_id)) if r.alert_id else r for r in audit
+    )
+    return finished, records
+
+
+def _contact(m: TeamMember) -> Contact:
+    return Contact(
+        agency_id=m.agency_id,
+        service_name=m.service.name,
+        service_category=m.service.category.value,
+        practitioner_name=m.practitioner.name,
+        role=m.practitioner.role,
+        is_lead=m.is_lead,
+        email=m.practitioner.email,
+        phone=m.practitioner.phone,
+        team=m.practitioner.team,
+        out_of_hours_phone=m.practitioner.out_of_hours_phone,
     )
 
 
 def _contacts(team: Team, recipient: TeamMember) -> tuple[Contact, ...]:
     return tuple(
-        Contact(
-            agency_id=m.agency_id,
-            service_name=m.service.name,
-            service_category=m.service.category.value,
-            practitioner_name=m.practitioner.name,
-            role=m.practitioner.role,
-            is_lead=m.is_lead,
-            email=m.practitioner.email,
-            phone=m.practitioner.phone,
-            team=m.practitioner.team,
-            out_of_hours_phone=m.practitioner.out_of_hours_phone,
-        )
+        _contact(m)
         for m in team.current()
         if (m.shareable or _same_service(m, recipient)) and m.recipient_id != recipient.recipient_id
     )
@@ -182,21 +315,48 @@ def _same_service(member: TeamMember, recipient: TeamMember) -> bool:
     )
 
 
-def _changes(event: Event) -> tuple[tuple[str, str], ...]:
+def _details(event: Event, before: Team | None) -> tuple[Detail, ...]:
+    """What the event says, as keys and values (the words are the message's to choose):
+    for an involvement updated, only what changed, with what it was."""
     if isinstance(event, InvolvementEvent):
-        rows = [
-            ("Change", f"involvement {event.change.value.lower()}"),
-            ("Service", f"{event.service.name} ({event.service.category.value})"),
-            ("Service level", event.service.level.value),
-            ("Practitioner", f"{event.practitioner.name}, {event.practitioner.role}"),
-            ("Lead practitioner", "yes" if event.is_lead else "no"),
-        ]
-        if event.end_reason:
-            rows.append(("End reason", event.end_reason))
-        return tuple(rows)
+        now = _involvement_fields(event)
+        previous = before.member(involvement_key(event)) if before is not None else None
+        if event.change is InvolvementChange.UPDATED and previous is not None:
+            was = _member_fields(previous)
+            changed = tuple(
+                Detail(key, value, was.get(key)) for key, value in now if was.get(key) != value
+            )
+            return (Detail("change", event.change.value), *changed)
+        return (Detail("change", event.change.value), *(Detail(k, v) for k, v in now))
     if isinstance(event, LifeEvent):
-        return tuple((k.replace("_", " ").capitalize(), v) for k, v in event.details)
+        return tuple(Detail(k, v) for k, v in event.details)
     if isinstance(event, RelationshipEvent):
-        change = f"{event.relationship.value.lower()} {event.change.value.lower()}"
-        return (("Relationship", change),)
+        return (
+            Detail("relationship", event.relationship.value),
+            Detail("change", event.change.value),
+        )
     return ()
+
+
+def _involvement_fields(event: InvolvementEvent) -> tuple[tuple[str, str], ...]:
+    fields = [
+        ("service", event.service.name),
+        ("service_category", event.service.category.value),
+        ("service_level", event.service.level.value),
+        ("practitioner", f"{event.practitioner.name}, {event.practitioner.role}"),
+        ("lead", "yes" if event.is_lead else "no"),
+    ]
+    if event.end_reason:
+        fields.append(("end_reason", event.end_reason))
+    return tuple(fields)
+
+
+def _member_fields(m: TeamMember) -> dict[str, str]:
+    return {
+        "service": m.service.name,
+        "service_category": m.service.category.value,
+        "service_level": m.service.level.value,
+        "practitioner": f"{m.practitioner.name}, {m.practitioner.role}",
+        "lead": "yes" if m.is_lead else "no",
+        **({"end_reason": m.end_reason} if m.end_reason else {}),
+    }

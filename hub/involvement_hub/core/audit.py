@@ -127,7 +127,7 @@ def copy_record(copy: Alert, now: dt.datetime) -> DisclosureRecord:
         suppression=None,
         alert_id=copy.alert_id,
         copy_of=copy.copy_of,
-        why=copy.note or "",
+        why=copy.why,
     )
 
 

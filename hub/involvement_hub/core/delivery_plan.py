@@ -10,13 +10,13 @@ out-of-hours contact. Undeliverable alerts go to an escalation contact.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from .alerts import Alert
+from .ids import derived_id as derived_id
 from .model import Urgency
 
 
@@ -135,8 +135,3 @@ def out_of_hours_copy(
         return None
     agency = alert.recipient_id.split("/", 1)[0]
     return plan.contact(agency, agency_team, "out_of_hours")
-
-
-def derived_id(*parts: str) -> str:
-    """A deterministic id for a message derived from others (a digest, a copy)."""
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]

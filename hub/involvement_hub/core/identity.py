@@ -24,6 +24,10 @@ NHS_NUMBER = "nhs_number"
 UPN = "upn"
 LA_PERSON_ID = "la_person_id"
 POLICE_ID = "police_id"
+# Issued by one agency's own system and meaningful only there: an alert may give a
+# recipient the one their own agency sent, to tell children apart. National numbers (NHS
+# number, UPN) never leave the hub in an alert.
+LOCAL_SCHEMES = frozenset({LA_PERSON_ID, POLICE_ID})
 # Lower rank wins when choosing a person's canonical key: the NHS number is the most
 # widely shared and carefully validated identifier, the local ids the least.
 SCHEME_RANK: Mapping[str, int] = {NHS_NUMBER: 0, UPN: 1, LA_PERSON_ID: 2, POLICE_ID: 3}

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .alerts import Alert
+from .alerts import Alert, compose
 from .audit import DisclosureRecord
 from .family import PersonState
 from .household import HouseholdState, on_household_message
@@ -263,7 +263,8 @@ def decide(message: ToResolve | StewardDecision, world: World, settings: Setting
                 household(key, queued)
         if routing_queue:
             person(*routing_queue.popleft())
-    result.outputs = Outputs(tuple(alerts), tuple(audit), tuple(resolved.log))
+    composed, recorded = compose(alerts, audit)
+    result.outputs = Outputs(composed, recorded, tuple(resolved.log))
     return result
 
 

@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from .alerts import Alert
+from .alerts import Alert, Contact
 from .delivery_plan import DeliveryPlan, derived_id
 
 
@@ -146,7 +146,34 @@ def escalation_alert(
         note=f"Escalated: this alert could not be delivered to {alert.recipient_name} "
         f"({_REASONS.get(reason, reason)}). Please make sure they, or whoever covers "
         "their cases, see it.",
+        why=f"you are the escalation contact for {_whose(alert)}, and the alert could not "
+        "reach them",
+        owner=_owner(alert),
+        also_told=(),
     )
+
+
+def _owner(alert: Alert) -> Contact:
+    """Whose case a copy is about: the original recipient, as a colleague reaches them."""
+    if alert.recipient_card is not None:
+        return alert.recipient_card
+    agency = alert.recipient_id.split("/", 1)[0]
+    return Contact(
+        agency_id=agency,
+        service_name=alert.recipient_team or "",
+        service_category="",
+        practitioner_name=alert.recipient_name,
+        role="practitioner",
+        is_lead=False,
+        email=alert.recipient_email,
+        phone=None,
+        team=alert.recipient_team,
+        out_of_hours_phone=alert.recipient_out_of_hours_phone,
+    )
+
+
+def _whose(alert: Alert) -> str:
+    return f"{alert.recipient_name}'s team" if alert.recipient_team else alert.recipient_name
 
 
 def out_of_hours_alert(alert: Alert, address: str, now: dt.datetime) -> Alert:
@@ -161,6 +188,10 @@ def out_of_hours_alert(alert: Alert, address: str, now: dt.datetime) -> Alert:
         copy_of=alert.alert_id,
         copy_kind="out_of_hours",
         note=f"Out-of-hours copy of an URGENT alert for {alert.recipient_name}.",
+        why=f"you are the out-of-hours contact for {_whose(alert)}, and this URGENT alert "
+        "arrived outside their working hours",
+        owner=_owner(alert),
+        also_told=(),
     )
 
 

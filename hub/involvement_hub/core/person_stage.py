@@ -54,7 +54,7 @@ from .model import (
 from .policy import Link, Policy
 from .routing import Decision, Outcome, route
 from .subscriptions import SubscriptionRules
-from .team import Freshness, apply_involvement, freshness, prune
+from .team import Freshness, Team, apply_involvement, freshness, prune
 
 # Links through which an event continues one more step, to the linked person's children.
 _EXPANSIONS = {Link.PARTNER: Link.PARENTS_PARTNER, Link.CHILD: Link.SIBLING}
@@ -202,7 +202,9 @@ def _event(message: PersonEvent, state: PersonState, ctx: Context) -> PersonStep
     state, forward, households = _family_facts(message, state, stamp)
     decisions = _route(event, person_id, person_id, Link.SELF, before, state, ctx)
     forward.extend(_fan_out(event, before, state, ctx, message))
-    return _step(state, event, decisions, ctx, message.ingested_at, forward, households)
+    return _step(
+        state, event, decisions, ctx, message.ingested_at, forward, households, before.team
+    )
 
 
 def _family_facts(
@@ -353,7 +355,9 @@ def _step(
     ingested_at: dt.datetime,
     forward: list[tuple[str, PersonMessage]],
     households: list[tuple[str, HouseholdMessage]],
+    before: Team | None = None,
 ) -> PersonStep:
+    entry = ctx.policy.for_kind(event.kind)
     alerts = tuple(
         build_alert(
             d,
@@ -362,6 +366,8 @@ def _step(
             now=ctx.now,
             ingested_at=ingested_at,
             grace=ctx.policy.grace_period,
+            before=before,
+            next_step=entry.next_step if entry is not None else None,
         )
         for d in decisions
         if d.outcome is Outcome.SEND

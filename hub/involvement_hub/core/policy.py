@@ -30,9 +30,12 @@ E = TypeVar("E", bound=StrEnum)
 class ContentLevel(StrEnum):
     """How much an alert may say (IG-4). Each level includes the one before it."""
 
-    EMPTY = "EMPTY"  # only that one of your cases has an update, and who to ask
-    REFERENCE = "REFERENCE"  # plus what kind of change, when, and from which agency
-    SUMMARY = "SUMMARY"  # plus the details of the change and the team around the child
+    # Field by field: core.content.SHOWN.
+    EMPTY = "EMPTY"  # only that one of your cases has an update, how urgent, and why you
+    # plus what kind of change, when, who reported it and how to reach them, a suggested
+    # next step, who else was told, and the team around the child
+    REFERENCE = "REFERENCE"
+    SUMMARY = "SUMMARY"  # plus the details of the event (what changed, for an involvement)
 
     def includes(self, other: ContentLevel) -> bool:
         order = list(ContentLevel)
@@ -84,6 +87,8 @@ class KindPolicy:
     content_level: ContentLevel
     urgency: Urgency
     fan_out: frozenset[Link]
+    # What the recipient might do next, in plain words (shown from REFERENCE up).
+    next_step: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,7 @@ _KIND_KEYS = {
     "content_level",
     "urgency",
     "fan_out",
+    "next_step",
 }
 
 
@@ -162,7 +168,16 @@ def _kind(kind: str, entry: Any, where: str) -> KindPolicy:
             _enum(Link, r, where, "fan_out")
             for r in _list(entry.get("fan_out", []), where, "fan_out")
         ),
+        next_step=_text(entry.get("next_step"), where, "next_step"),
     )
+
+
+def _text(value: Any, where: str, key: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 300:
+        raise PolicyError(f"{where}: '{key}' must be a sentence of at most 300 characters")
+    return value.strip()
 
 
 def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:

@@ -12,7 +12,9 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from .identity import LOCAL_SCHEMES
 from .model import (
+    Identifier,
     InvolvementChange,
     InvolvementEvent,
     LawfulBasis,
@@ -46,6 +48,10 @@ class TeamMember:
     ended_at: dt.datetime | None
     version: Version  # (occurred_at, change order, event key)
     safeguarding_override: SafeguardingOverride | None = None
+    # The local identifiers of the person (a local authority or police person id) this
+    # agency's own record carries: shown to this agency's practitioner, to tell children
+    # apart. National numbers are not kept here.
+    person_refs: tuple[Identifier, ...] = ()
 
     @property
     def recipient_id(self) -> str:
@@ -143,6 +149,9 @@ def apply_involvement(team: Team, event: InvolvementEvent) -> Team:
         ended_at=event.envelope.occurred_at if ended else None,
         version=version,
         safeguarding_override=event.safeguarding_override,
+        person_refs=tuple(
+            i for i in event.envelope.subject.identifiers if i.scheme in LOCAL_SCHEMES
+        ),
     )
     others = tuple(m for m in team.members if m.involvement_key != key)
     return replace(team, members=tuple(sorted((*others, member), key=_order)))

@@ -39,8 +39,9 @@ from involvement_hub.core.messages import (
     RetryNudge,
 )
 from involvement_hub.core.schedule import Due
+from involvement_hub.core.vocabulary import Vocabulary
 from involvement_hub.delivery.mailer import Mailer
-from involvement_hub.delivery.message import build_digest, build_message
+from involvement_hub.delivery.message import PLAIN, build_digest, build_message
 from involvement_hub.errors import (
     InsecureTransportError,
     PermanentDeliveryError,
@@ -89,6 +90,7 @@ class Deliverer:
     # At most this many alerts between "SMTP conversation started" and "SENT acknowledged":
     # the most a kill -9 can make the hub send twice. One per SMTP connection.
     in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    words: Vocabulary = PLAIN  # the emails' words for the hub's codes
 
 
 @dataclass
@@ -232,7 +234,7 @@ async def _attempt(
     if not first:
         _record_attempt(alert, entry, stores, d, now)
         await d.durable.recorded(alert.alert_id)
-    message = build_message(alert, d.mail_from, d.clock())
+    message = build_message(alert, d.mail_from, d.clock(), d.words, d.plan().zone)
     async with d.in_flight:
         try:
             await d.mailer.send(message)
@@ -401,6 +403,8 @@ async def _digest(due: DigestDue, stores: Stores, d: Deliverer, result: Result) 
         preference=preference.mode.value,
         mail_from=d.mail_from,
         now=now,
+        words=d.words,
+        zone=d.plan().zone,
     )
     async with d.in_flight:
         try:

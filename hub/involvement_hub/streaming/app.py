@@ -248,6 +248,7 @@ class HubApp:
             rand=random.random,
             durable=Acknowledged([outbox, due], self.alerts_topic),
             in_flight=asyncio.Semaphore(s.smtp_connections),
+            words=self.config.vocabulary,
         )
         agent: Callable[..., Any] = app.agent
         agent(self.ingest_topic, name="ingest", concurrency=1)(self._ingest_agent)
