@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 from involvement_hub.core.alerts import Alert
-from involvement_hub.core.model import Urgency
+from involvement_hub.core.model import LawfulBasis, Urgency
 from involvement_hub.core.policy import ContentLevel, Link
 
 
@@ -33,7 +33,7 @@ def an_alert(*, at: dt.datetime, **fields: Any) -> Alert:
         "why": "you are the lead practitioner for this child",
         "rule_id": "lead-practitioner",
         "policy_version": "2026-11-25.2",
-        "lawful_basis": "PUBLIC_TASK",
+        "lawful_basis": LawfulBasis.PUBLIC_TASK,
         "changes": (),
         "team": (),
         "ingested_at": at,

@@ -16,28 +16,31 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import Final
 
 from involvement_hub.core.reasons import Reason
 from involvement_hub.limits import QUARANTINE_DETAIL_CAP_CHARS, QUARANTINE_KEY_CAP_BYTES
 
 
-class Header(StrEnum):
-    """The headers of a quarantine note, and of a record replayed from the quarantine."""
+class Header:
+    """The headers of a quarantine note, and of a record replayed from the quarantine.
 
-    REASON = "hub-reason"
-    DETAIL = "hub-detail"
-    SOURCE_TOPIC = "hub-source-topic"
-    SOURCE_PARTITION = "hub-source-partition"
-    SOURCE_OFFSET = "hub-source-offset"
-    SOURCE_LAST_OFFSET = "hub-source-last-offset"
-    SOURCE_SIZE = "hub-source-size"
-    SOURCE_KEY_SIZE = "hub-source-key-size"
-    SOURCE_HEADER_BYTES = "hub-source-header-bytes"
-    QUARANTINED_AT = "hub-quarantined-at"
-    PAYLOAD = "hub-payload"
-    REPLAYED_FROM = "hub-replayed-from"
-    REPLAYED_AT = "hub-replayed-at"
+    Plain strings, not an enum: aiokafka's record builder takes header names of type
+    ``str`` exactly (a ``StrEnum`` member made the worker's producer fail)."""
+
+    REASON: Final = "hub-reason"
+    DETAIL: Final = "hub-detail"
+    SOURCE_TOPIC: Final = "hub-source-topic"
+    SOURCE_PARTITION: Final = "hub-source-partition"
+    SOURCE_OFFSET: Final = "hub-source-offset"
+    SOURCE_LAST_OFFSET: Final = "hub-source-last-offset"
+    SOURCE_SIZE: Final = "hub-source-size"
+    SOURCE_KEY_SIZE: Final = "hub-source-key-size"
+    SOURCE_HEADER_BYTES: Final = "hub-source-header-bytes"
+    QUARANTINED_AT: Final = "hub-quarantined-at"
+    PAYLOAD: Final = "hub-payload"
+    REPLAYED_FROM: Final = "hub-replayed-from"
+    REPLAYED_AT: Final = "hub-replayed-at"
 
 
 # hub-payload: whether the note carries the original key and value.
