@@ -41,6 +41,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from conftest import REPO
+from involvement_hub.config import load_policy
+from involvement_hub.core.identity import LOCAL_SCHEMES
+from involvement_hub.core.model import LawfulBasis, LifeEventKind, ServiceCategory, ServiceLevel
+from involvement_hub.core.policy import RecipientRole
 from involvement_hub.core.resolver import IdentityLogRecord
 from involvement_hub.kafka import wire
 from involvement_hub.kafka.topics import TopicNames
@@ -136,6 +140,9 @@ class Story:
         )
     )
     personal: set[str] = field(default_factory=set)
+    # A local person id (la_person_id, police_id) and the agencies that sent it: it may
+    # appear only in alerts to those agencies' own practitioners.
+    local_refs: dict[str, set[str]] = field(default_factory=dict)
     _minutes: int = 0
     _seen_alerts: set[tuple[int, int]] = field(default_factory=set)
     _seen_quarantine: set[tuple[int, int]] = field(default_factory=set)
@@ -155,6 +162,9 @@ class Story:
         """Register people whose personal data must never leave the hub in an alert."""
         for person in persons:
             self.personal.update(personal_data(person))
+            for identifier in person.get("identifiers", ()):
+                if identifier["scheme"] in LOCAL_SCHEMES:
+                    self.local_refs.setdefault(str(identifier["value"]), set())
 
     async def phase(
         self,
@@ -164,6 +174,11 @@ class Story:
     ) -> PhaseResult:
         """Publish ``records``, wait until the worker is done, and check that exactly
         ``expect`` was told and none of ``absent`` received anything."""
+        for record in records:
+            agency = record["source"]["agency_id"]
+            for identifier in record["subject"].get("identifiers", ()):
+                if identifier["scheme"] in LOCAL_SCHEMES:
+                    self.local_refs.setdefault(str(identifier["value"]), set()).add(agency)
         if records:
             report = await publish_records(self.settings, list(records))
             assert report.ok, f"not published: {[str(e) for e in report.errors]}"
@@ -218,10 +233,14 @@ class Story:
 
     def _check_deliveries(self, result: PhaseResult) -> None:
         by_id: dict[str, str] = {}
+        agency_of: dict[str, str] = {}
         for alert in result.alerts:
             recipient = by_id.setdefault(alert["alert_id"], alert["recipient_email"])
             assert recipient == alert["recipient_email"], "one alert id for two recipients"
-            self._scan(json.dumps(alert), f"alert {alert['alert_id']}")
+            agency_of[alert["alert_id"]] = alert["recipient_id"].split("/")[0]
+            self._scan(
+                json.dumps(alert), f"alert {alert['alert_id']}", agency_of[alert["alert_id"]]
+            )
         urgent = {a["alert_id"] for a in result.alerts if a["urgency"] == "URGENT"}
         for copy in result.copies:
             # Outside working hours an URGENT alert is also sent to the agency's
@@ -229,7 +248,8 @@ class Story:
             assert copy["copy_kind"] == "out_of_hours", f"unexpected {copy['copy_kind']}"
             assert copy["copy_of"] in urgent, "a copy of an alert that is not URGENT"
             by_id[copy["alert_id"]] = copy["recipient_email"]
-            self._scan(json.dumps(copy), f"copy {copy['alert_id']}")
+            agency_of[copy["alert_id"]] = copy["recipient_id"].split("/")[0]
+            self._scan(json.dumps(copy), f"copy {copy['alert_id']}", agency_of[copy["alert_id"]])
         mailed: dict[str, list[EmailMessage]] = {}
         for message in result.emails:
             match = re.fullmatch(
@@ -241,16 +261,34 @@ class Story:
                 self._scan(f"{name}: {value}", f"header {name}")
             for part in message.walk():
                 if part.get_content_maintype() == "text":
-                    self._scan(part.get_content(), f"body ({part.get_content_type()})")
+                    where = f"body ({part.get_content_type()}) of {match.group(1)}"
+                    self._scan(part.get_content(), where, agency_of.get(match.group(1)))
+                    self._scan_codes(part.get_content(), where)
         assert set(mailed) == set(by_id), _difference(set(mailed), set(by_id))
         for alert_id, messages in mailed.items():
             assert len(messages) == 1, f"alert {alert_id} arrived as {len(messages)} emails"
             assert messages[0][RCPT_HEADER] == by_id[alert_id]
             assert messages[0]["To"] == by_id[alert_id]
 
-    def _scan(self, text: str, where: str) -> None:
+    def _scan(self, text: str, where: str, agency: str | None = None) -> None:
+        """No personal data; a local person id only to the agency that sent it."""
         leaked = sorted(p for p in self.personal if p in text)
+        leaked += sorted(
+            ref
+            for ref, agencies in self.local_refs.items()
+            if ref in text and agency not in agencies
+        )
         assert not leaked, f"personal data {leaked} in {where}"
+
+    def _scan_codes(self, text: str, where: str) -> None:
+        """Nothing a reader should not have to decode: agency ids, enum names, the policy
+        version (an address at an agency's domain is not an agency id)."""
+        seen = [
+            code
+            for code in (*self.settings.agencies, *ENUM_NAMES, policy_version(self.settings))
+            if re.search(rf"(?<![\w@.-]){re.escape(code)}(?![\w-])", text)
+        ]
+        assert not seen, f"codes {seen} in {where}"
 
     async def audit(self) -> list[dict[str, Any]]:
         """Every disclosure record on hub.audit so far (sent and suppressed)."""
@@ -268,10 +306,31 @@ class Story:
         return await run_hub(self.settings, *args)
 
 
+# Enum names a reader should never meet in an email (urgencies are shown on purpose).
+ENUM_NAMES = tuple(
+    sorted(
+        {
+            *(k.value for k in LifeEventKind if k is not LifeEventKind.OTHER),
+            *(c.value for c in ServiceCategory if "_" in c.value),
+            *(v.value for v in ServiceLevel),
+            *(b.value for b in LawfulBasis),
+            *(r.value for r in RecipientRole),
+        }
+    )
+)
+
+
+def policy_version(settings: Settings) -> str:
+    return load_policy(settings.policy_file).version
+
+
 def personal_data(person: dict[str, Any]) -> set[str]:
-    """What identifies a person in a PersonRef (JSON form), in the forms it could leak."""
+    """What identifies a person in a PersonRef (JSON form), in the forms it could leak
+    (a local person id is checked apart: its own agency may see it)."""
     found: set[str] = set()
     for identifier in person.get("identifiers", ()):
+        if identifier["scheme"] in LOCAL_SCHEMES:
+            continue
         value = str(identifier["value"])
         found.add(value)
         if identifier["scheme"] == "nhs_number":

@@ -69,5 +69,5 @@ def load_config(settings: Settings) -> HubConfig:
     policy = load_policy(settings.policy_file)
     rules = load_rules(settings.subscriptions_dir, policy)
     delivery = load_plan(settings.subscriptions_dir)
-    vocabulary = load_vocabulary(settings.vocabulary_file)
+    vocabulary = load_vocabulary(settings.vocabulary_path)
     return HubConfig(registry, policy, rules, delivery, vocabulary)

@@ -102,7 +102,7 @@ class Settings:
     state_dir: Path = Path(".hub")
     schema_dir: Path | None = None
     policy_file: Path = Path("governance/policy.toml")
-    vocabulary_file: Path = Path("governance/vocabulary.toml")
+    vocabulary_file: Path | None = None  # None: vocabulary.toml beside the policy file
     subscriptions_dir: Path = Path("subscriptions")
     # Observability
     metrics_port: int = 9464
@@ -176,6 +176,12 @@ class Settings:
                 value = ",".join(value)
             env[f"HUB_{spec.name.upper()}"] = str(value)
         return env
+
+    @property
+    def vocabulary_path(self) -> Path:
+        """The emails' vocabulary: ``HUB_VOCABULARY_FILE``, else beside the policy file
+        (the governance files travel together: a ConfigMap, a compose bind mount)."""
+        return self.vocabulary_file or self.policy_file.with_name("vocabulary.toml")
 
     def replace(self, **changes: Any) -> Settings:
         updated = dataclasses.replace(self, **changes)
@@ -276,7 +282,10 @@ DESCRIPTIONS: Final = {
     "state_dir": "Local state: broker jars, data and logs, table stores, the demo mailbox.",
     "schema_dir": "Folder of `*.avsc` writer schemas. Empty: the schemas shipped with the hub.",
     "policy_file": "The governance policy (TOML).",
-    "vocabulary_file": "The words of the emails for the hub's codes (TOML).",
+    "vocabulary_file": (
+        "The words of the emails for the hub's codes (TOML). "
+        "Empty: `vocabulary.toml` beside the policy file."
+    ),
     "subscriptions_dir": "Folder holding the subscription rules (`rules.toml`).",
     "metrics_port": "Port of `/metrics`, `/healthz` and `/readyz`; 0 turns them off.",
     "metrics_host": "Address the metrics and health endpoints listen on.",

@@ -218,7 +218,9 @@ def test_quarantined_messages_are_listed_and_replayed_after_a_fix(
     end = policy.index("[kind.", start + 1)
     narrow = tmp_path / "policy.toml"
     narrow.write_text(policy[:start] + policy[end:])
-    worker.settings = settings.replace(policy_file=narrow)
+    worker.settings = settings.replace(
+        policy_file=narrow, vocabulary_file=REPO / "governance" / "vocabulary.toml"
+    )
     worker.start()
     names = TopicNames.from_settings(settings)
     child = person(25)

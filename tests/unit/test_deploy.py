@@ -549,7 +549,7 @@ def test_kubernetes_volumes_hold_what_the_settings_point_at() -> None:
         return objects[("ConfigMap", volume["configMap"]["name"])]
 
     assert settings.policy_file.name in configmap_at(settings.policy_file.parent)["data"]
-    assert settings.vocabulary_file.name in configmap_at(settings.vocabulary_file.parent)["data"]
+    assert settings.vocabulary_path.name in configmap_at(settings.vocabulary_path.parent)["data"]
     assert "rules.toml" in configmap_at(settings.subscriptions_dir)["data"]
 
 
