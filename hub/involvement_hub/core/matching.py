@@ -4,7 +4,9 @@ Two persons whose records agree on a date of birth and on enough else (a given n
 common variant, a family name within one typo, a postcode) are a *candidate* for a data
 steward to confirm or reject. A candidate is never routed on: only a confirmation merges.
 Given names that are known on both sides and differ are treated as different people, so
-twins (same date of birth, family name and postcode) are not proposed.
+twins (same date of birth, family name and postcode) are not proposed; nor are two persons
+holding different values of an identifier a person has only one of (two valid NHS numbers),
+however alike their records.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .identity import ONE_PER_PERSON
 from .model import PersonRef
 
 _MAX_VALUES = 5  # per field of a profile: enough for variants, bounded for hostile input
@@ -193,6 +196,22 @@ def evidence(a: Profile, b: Profile) -> tuple[str, ...] | None:
         found += ["postcode"] if postcode else []
         return tuple(found)
     return None
+
+
+def conflicting_identifiers(keys_a: Iterable[str], keys_b: Iterable[str]) -> tuple[str, ...]:
+    """The one-per-person schemes in which the two sides hold values and share none: each
+    rules a match out. Keys are ``scheme:value``."""
+    a, b = _by_scheme(keys_a), _by_scheme(keys_b)
+    shared = ONE_PER_PERSON & a.keys() & b.keys()
+    return tuple(sorted(s for s in shared if set(a[s]).isdisjoint(b[s])))
+
+
+def _by_scheme(keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for key in keys:
+        scheme, _, value = key.partition(":")
+        found[scheme] = (*found.get(scheme, ()), value)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
