@@ -118,6 +118,11 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.person or args.practitioner):
         _say("hub audit: give --person scheme:value or --practitioner agency/practitioner_id")
         return EXIT_CONFIG
+    # The agency is not checked against HUB_AGENCIES: an audit may ask about a former one.
+    problem = args.practitioner and practitioner_problem(args.practitioner)
+    if problem:
+        _say(f"hub audit: --practitioner {problem}")
+        return EXIT_CONFIG
     print(audit_report(*asyncio.run(gather())))
     return EXIT_OK
 
@@ -161,6 +166,22 @@ def _delivery(args: argparse.Namespace, settings: Settings) -> int:
 
 
 _RECIPIENT = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}/[A-Za-z0-9._-]{1,64}$")
+_RECIPIENT_FORM = (
+    "agency/practitioner_id, for example northshire-social-care/SW-0042 (the agency's id, "
+    "a slash, then the practitioner's id in that agency: letters, digits, '.', '_', '-')"
+)
+
+
+def practitioner_problem(text: str, agencies: Sequence[str] | None = None) -> str | None:
+    """Why ``text`` is not a practitioner as the hub names them (``agency/id``), or None.
+    With ``agencies``, the agency must be one of them."""
+    if not _RECIPIENT.match(text):
+        return f"{text!r} is not of the form {_RECIPIENT_FORM}"
+    agency = text.partition("/")[0]
+    if agencies is not None and agency not in agencies:
+        known = ", ".join(agencies)
+        return f"{text!r}: agency {agency!r} is not one of the hub's agencies ({known})"
+    return None
 
 
 def _preferences(args: argparse.Namespace, settings: Settings) -> int:
@@ -176,8 +197,15 @@ def _preferences(args: argparse.Namespace, settings: Settings) -> int:
             at = f" at {pref.at.isoformat(timespec='minutes')}" if pref.at else ""
             print(f"{recipient}: {pref.mode.value}{at}")
         return EXIT_OK
-    if not args.practitioner or not _RECIPIENT.match(args.practitioner):
-        _say("hub preferences: give the practitioner as agency/practitioner_id")
+    if not args.practitioner:
+        _say(f"hub preferences {args.action}: give the practitioner as {_RECIPIENT_FORM}")
+        return EXIT_CONFIG
+    # Clearing takes any well-formed id, so an entry left by a former agency can go.
+    problem = practitioner_problem(
+        args.practitioner, settings.agencies if args.action == "set" else None
+    )
+    if problem:
+        _say(f"hub preferences {args.action}: {problem}")
         return EXIT_CONFIG
     if args.action == "clear":
         current.pop(args.practitioner, None)

@@ -1,0 +1,82 @@
+"""The operators' commands refuse what they cannot act on, before reading Kafka or writing a
+file: exit status 2 and a message giving the expected form.
+
+No broker: ``HUB_KAFKA_BOOTSTRAP`` names a port nothing listens on, so a command that got as far
+as Kafka would fail differently (exit 1, "cannot reach Kafka").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from involvement_hub.cli import main as cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def subscriptions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository's subscriptions folder, and settings that point at it."""
+    folder = tmp_path / "subscriptions"
+    shutil.copytree(REPO / "subscriptions", folder)
+    for name in list(os.environ):
+        if name.startswith("HUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HUB_SUBSCRIPTIONS_DIR", str(folder))
+    monkeypatch.setenv("HUB_POLICY_FILE", str(REPO / "governance" / "policy.toml"))
+    monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("practitioner", "expected"),
+    [
+        ("nobody/XYZ", "agency 'nobody' is not one of the hub's agencies (northshire-social-care"),
+        ("SW-0042", "'SW-0042' is not of the form agency/practitioner_id, for example"),
+        ("northshire-social-care/", "is not of the form agency/practitioner_id"),
+        ("northshire-social-care/SW 42", "is not of the form agency/practitioner_id"),
+    ],
+)
+def test_preferences_set_refuses_an_unknown_agency_or_a_malformed_id(
+    subscriptions: Path, capsys: pytest.CaptureFixture[str], practitioner: str, expected: str
+) -> None:
+    before = (subscriptions / "preferences.toml").read_text()
+
+    status = cli.main(["preferences", "set", practitioner, "--mode", "hourly"])
+
+    assert status == cli.EXIT_CONFIG
+    assert expected in capsys.readouterr().err
+    assert (subscriptions / "preferences.toml").read_text() == before
+
+
+def test_preferences_set_takes_a_practitioner_of_a_known_agency(
+    subscriptions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["preferences", "set", "northshire-social-care/SW-0042", "--mode", "hourly"])
+
+    assert status == cli.EXIT_OK
+    assert 'northshire-social-care/SW-0042"' in (subscriptions / "preferences.toml").read_text()
+    assert capsys.readouterr().err == ""
+
+
+def test_preferences_clear_takes_a_former_agency_but_not_a_malformed_id(
+    subscriptions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["preferences", "clear", "closed-agency/SW-0042"]) == cli.EXIT_OK
+    assert cli.main(["preferences", "clear", "SW-0042"]) == cli.EXIT_CONFIG
+    assert "is not of the form agency/practitioner_id" in capsys.readouterr().err
+
+
+def test_audit_refuses_a_practitioner_without_an_agency(
+    subscriptions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["audit", "--practitioner", "SW-0042"])
+
+    assert status == cli.EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "hub audit: --practitioner 'SW-0042' is not of the form agency/practitioner_id" in err
+    assert "Kafka" not in err
