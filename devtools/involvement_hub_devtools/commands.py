@@ -135,7 +135,11 @@ def register(add: AddCommand) -> None:
     """Add the development commands to the ``hub`` parser."""
     kafka = add("kafka", _kafka, "start, stop or check the local development Kafka broker")
     kafka.add_argument("action", choices=("start", "stop", "status"))
+    # The local broker and mailbox use none of the hub's files: an operator mending a broken
+    # policy can still stop the broker.
+    kafka.set_defaults(uses_config=False)
     mailbox = add("mailbox", _mailbox, "run the local SMTP mailbox that keeps messages as files")
+    mailbox.set_defaults(uses_config=False)
     mailbox.add_argument(
         "--discard", action="store_true", help="accept and discard (a benchmark sink)"
     )

@@ -80,3 +80,74 @@ def test_audit_refuses_a_practitioner_without_an_agency(
     err = capsys.readouterr().err
     assert "hub audit: --practitioner 'SW-0042' is not of the form agency/practitioner_id" in err
     assert "Kafka" not in err
+
+
+# --- the configuration is checked first -----------------------------------------------------
+
+# Enough arguments for each command to parse; none of them gets to run.
+ARGUMENTS = {
+    "worker": [],
+    "publish": ["events.jsonl"],
+    "topics": [],
+    "check": [],
+    "team": ["nhs_number:9990000018"],
+    "audit": ["--person", "nhs_number:9990000018"],
+    "identity": ["candidates"],
+    "delivery": ["A123"],
+    "preferences": ["list"],
+    "quarantine": ["list"],
+    "simulate": ["--out", "events.jsonl"],
+    "bench": [],
+    "chaos": [],
+    "demo": [],
+}
+WITHOUT_CONFIG = {"kafka", "mailbox"}
+
+
+def test_every_command_is_covered_below() -> None:
+    _, names = cli._parser_and_commands()
+    assert names == set(ARGUMENTS) | WITHOUT_CONFIG
+
+
+@pytest.mark.parametrize("command", sorted(ARGUMENTS))
+@pytest.mark.parametrize("broken", ["policy", "rules"])
+def test_every_command_stops_on_a_broken_policy_or_rules_file(
+    subscriptions: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    broken: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if broken == "policy":
+        policy = tmp_path / "policy.toml"
+        policy.write_text("version = [unclosed\n")
+        monkeypatch.setenv("HUB_POLICY_FILE", str(policy))
+    else:
+        (subscriptions / "rules.toml").write_text("[[rule]]\nid = 1\n")
+
+    status = cli.main([command, *ARGUMENTS[command]])
+
+    assert status == cli.EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith(f"hub {command}: configuration problem: ")
+    assert ("policy.toml" if broken == "policy" else "rules.toml") in err
+    assert not (tmp_path / "events.jsonl").exists()
+
+
+def test_the_local_broker_commands_do_not_need_the_configuration(
+    subscriptions: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("version = [unclosed\n")
+    monkeypatch.setenv("HUB_POLICY_FILE", str(policy))
+    # A port in this suite's range that no broker listens on: status answers "not running".
+    monkeypatch.setenv("HUB_LOCAL_KAFKA_PORT", "19798")
+
+    assert cli.main(["kafka", "status"]) == cli.EXIT_PARTIAL
+    assert "kafka not running, not answering" in capsys.readouterr().out
+    assert cli.build_parser().parse_args(["mailbox"]).uses_config is False

@@ -238,6 +238,14 @@ def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _validate_config(settings: Settings) -> None:
+    """Every command stops on an invalid policy, rules file, delivery file or schema, even
+    one that does not use them: a hub that will not start should not seem to work."""
+    from involvement_hub.config import load_config
+
+    load_config(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     return _parser_and_commands()[0]
 
@@ -254,7 +262,9 @@ def _parser_and_commands() -> tuple[argparse.ArgumentParser, set[str]]:
     def add(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
         names.add(name)
         command = sub.add_parser(name, help=text, description=text)
-        command.set_defaults(handler=handler)
+        # A command that has nothing to do with the hub's configuration (the local broker)
+        # sets this to False, so a broken policy file does not stop it.
+        command.set_defaults(handler=handler, uses_config=True)
         return command
 
     add("worker", _worker, "run a hub worker (consumes agency topics, routes and delivers alerts)")
@@ -323,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(given)
     try:
         settings = Settings.from_env()
+        if args.uses_config:
+            _validate_config(settings)
         return int(args.handler(args, settings))
     except (ConfigError, ContractError) as exc:
         _say(f"hub {args.command}: configuration problem: {exc}")
