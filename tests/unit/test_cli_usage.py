@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,31 @@ def test_the_local_broker_commands_do_not_need_the_configuration(
     assert cli.main(["kafka", "status"]) == cli.EXIT_PARTIAL
     assert "kafka not running, not answering" in capsys.readouterr().out
     assert cli.build_parser().parse_args(["mailbox"]).uses_config is False
+
+
+# --- a reader that goes away ----------------------------------------------------------------
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(subscriptions: Path) -> None:
+    # More lines than a pipe holds (64 KiB), so the command is still writing when the reader
+    # closes its end, as `hub identity candidates | head` does.
+    lines = [
+        f'[[preference]]\npractitioner = "northshire-health/HV-{i:05d}"\nmode = "hourly"\n'
+        for i in range(5000)
+    ]
+    (subscriptions / "preferences.toml").write_text("\n".join(lines))
+    with subprocess.Popen(
+        [sys.executable, "-m", "involvement_hub", "preferences", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as child:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        first = child.stdout.readline()
+        child.stdout.close()
+        err = child.stderr.read()
+        status = child.wait(timeout=60)
+
+    assert first == b"northshire-health/HV-00000: hourly\n"
+    assert err == b""
+    assert status == cli.EXIT_READER_GONE

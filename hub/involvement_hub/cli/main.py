@@ -1,7 +1,8 @@
 """The ``hub`` command. Each subcommand reads the settings once and passes them on.
 
 Exit status: 0 success; 1 the command ran but not everything succeeded (for example a
-bad line in ``hub publish``); 2 a configuration or usage error, with a message naming it.
+bad line in ``hub publish``); 2 a configuration or usage error, with a message naming it;
+141 standard output was closed by its reader (``| head``), quietly.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -335,7 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.uses_config:
             _validate_config(settings)
-        return int(args.handler(args, settings))
+        status = int(args.handler(args, settings))
+        # Flushed here, not at exit, so a reader that has gone away is seen below.
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except (ConfigError, ContractError) as exc:
         _say(f"hub {args.command}: configuration problem: {exc}")
         return EXIT_CONFIG
@@ -347,6 +354,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PARTIAL
     except KeyboardInterrupt:
         return 130
+
+
+# What a shell reports for a command that SIGPIPE ended (128 + 13), as `seq 1 100000 | head`
+# does: the output was cut short, which a script under `set -o pipefail` may want to know.
+EXIT_READER_GONE = 141
+
+
+def _reader_gone() -> int:
+    """The reader of standard output has closed it (``hub identity candidates | head``): end
+    quietly. Standard output is pointed at /dev/null so that the interpreter's own flush at
+    exit does not fail again and print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_READER_GONE
 
 
 if __name__ == "__main__":  # pragma: no cover
