@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from involvement_hub.cli import main as cli
+from synthetic_events import life_event, person, write_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,3 +182,30 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(subscriptions:
     assert first == b"northshire-health/HV-00000: hourly\n"
     assert err == b""
     assert status == cli.EXIT_READER_GONE
+
+
+# --- hub publish with the broker down -------------------------------------------------------
+
+
+def test_publish_with_the_broker_down_says_so_once_and_exits_2(
+    subscriptions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [
+        life_event("oakfield-primary", f"SCH-{n}", person(n), "SCHOOL_EXCLUSION")
+        for n in range(1, 201)
+    ]
+    records.append({**records[0], "urgency": "PRIORTY"})
+    events = write_jsonl(tmp_path / "events.jsonl", records)
+
+    status = cli.main(["publish", str(events)])
+
+    out, err = capsys.readouterr()
+    assert status == cli.EXIT_CONFIG
+    assert out == "published 0 events; 201 lines not sent\n"
+    # One line for the bad line, one for the broker: not one per line.
+    bad, stopped = err.splitlines()
+    assert bad.startswith("line 201: ")
+    assert stopped == (
+        "hub publish: stopped at line 1: cannot reach Kafka at 127.0.0.1:9 (is the broker "
+        "running, and HUB_KAFKA_BOOTSTRAP right?); 200 of the file's good lines not sent"
+    )

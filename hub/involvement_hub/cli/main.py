@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import logging
 import os
 import re
 import sys
@@ -60,8 +61,16 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CONFIG
     registry = load_config(settings).registry
     items = prepare_file(path, registry, settings.agencies)
+    # aiokafka warns on every failed reconnect; the report says once what went wrong.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     report = asyncio.run(publish_prepared(items, settings, progress=_say))
-    print(f"published {report.sent} events; {len(report.errors)} lines not sent")
+    print(f"published {report.sent} events; {report.not_sent} lines not sent")
+    if report.stopped is not None:
+        _say(
+            f"hub publish: stopped at line {report.stopped.line}: {report.stopped.reason}; "
+            f"{report.unsent} of the file's good lines not sent"
+        )
+        return EXIT_CONFIG
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 
