@@ -209,3 +209,15 @@ def test_publish_with_the_broker_down_says_so_once_and_exits_2(
         "hub publish: stopped at line 1: cannot reach Kafka at 127.0.0.1:9 (is the broker "
         "running, and HUB_KAFKA_BOOTSTRAP right?); 200 of the file's good lines not sent"
     )
+
+
+@pytest.mark.parametrize(
+    "extra", [["--limit", "0"], ["--offset", "-1"], ["--min-agreeing", "x"], ["--since", "May"]]
+)
+def test_candidates_refuses_a_bad_filter_or_page(
+    subscriptions: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["identity", "candidates", *extra])
+    assert exit_.value.code == cli.EXIT_CONFIG
+    assert extra[0] in capsys.readouterr().err

@@ -138,35 +138,6 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _identity(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.cli.queries import identity_log, open_candidates
-    from involvement_hub.cli.reports import candidates_report
-
-    candidates = open_candidates(asyncio.run(identity_log(settings)))
-    if args.action == "candidates":
-        print(candidates_report(candidates))
-        return EXIT_OK
-    if not args.candidate or not args.steward or not args.reason:
-        _say(f"hub identity {args.action}: give CANDIDATE_ID, --steward and --reason")
-        return EXIT_CONFIG
-    if args.candidate not in {c.candidate.candidate_id for c in candidates}:
-        _say(f"hub identity {args.action}: {args.candidate} is not an open candidate")
-        return EXIT_PARTIAL
-    from involvement_hub.cli.stewardship import send_decision
-
-    asyncio.run(
-        send_decision(
-            settings,
-            args.candidate,
-            confirm=args.action == "confirm",
-            steward=args.steward,
-            reason=args.reason,
-        )
-    )
-    print(f"{args.action} of {args.candidate} recorded; the resolver applies it in order")
-    return EXIT_OK
-
-
 def _delivery(args: argparse.Namespace, settings: Settings) -> int:
     from involvement_hub.cli.queries import delivery_history
     from involvement_hub.cli.reports import delivery_report
@@ -262,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parser_and_commands() -> tuple[argparse.ArgumentParser, set[str]]:
+    from involvement_hub.cli import identity as identity_command
+
     parser = argparse.ArgumentParser(
         prog="hub",
         description="The involvement notification hub. Configure with HUB_* variables (README).",
@@ -300,11 +273,7 @@ def _parser_and_commands() -> tuple[argparse.ArgumentParser, set[str]]:
     audit.add_argument(
         "--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="only from this date"
     )
-    identity = add("identity", _identity, "probable identity matches for data stewards")
-    identity.add_argument("action", choices=("candidates", "confirm", "reject"))
-    identity.add_argument("candidate", nargs="?", help="the candidate id (confirm, reject)")
-    identity.add_argument("--steward", help="who decides (recorded in the identity log)")
-    identity.add_argument("--reason", help="why (recorded in the identity log)")
+    identity_command.register(add)
     delivery = add("delivery", _delivery, "an alert's delivery history, by alert id")
     delivery.add_argument("alert_id", help="the alert reference at the foot of the email")
     prefs = add("preferences", _preferences, "how practitioners receive ROUTINE alerts")

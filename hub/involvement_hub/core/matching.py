@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .identity import ONE_PER_PERSON
@@ -212,6 +212,46 @@ def _by_scheme(keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
         scheme, _, value = key.partition(":")
         found[scheme] = (*found.get(scheme, ()), value)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One field of two persons' records set side by side for a data steward. ``agrees`` is
+    the matching rule's verdict on the values each side holds; None if a side holds none."""
+
+    field: str  # "date_of_birth", "given_name", "family_name", "postcode", or a scheme
+    agrees: bool | None
+    a: tuple[str, ...]
+    b: tuple[str, ...]
+
+
+def _same(x: str, y: str) -> bool:
+    return x == y
+
+
+def compare(
+    a: Profile, b: Profile, keys_a: Iterable[str] = (), keys_b: Iterable[str] = ()
+) -> tuple[Comparison, ...]:
+    """The evidence for and against two persons being one, field by field. Identifiers
+    count only against, where they conflict (two persons sharing one would be one already)."""
+    rules: tuple[tuple[str, tuple[str, ...], tuple[str, ...], Callable[[str, str], bool]], ...]
+    rules = (
+        ("date_of_birth", a.dates_of_birth, b.dates_of_birth, _same),
+        ("given_name", a.given, b.given, similar_given),
+        ("family_name", a.family, b.family, similar_family),
+        ("postcode", a.postcodes, b.postcodes, _same),
+    )
+    found = [
+        Comparison(name, any(alike(x, y) for x in xs for y in ys) if xs and ys else None, xs, ys)
+        for name, xs, ys, alike in rules
+    ]
+    keys_a, keys_b = tuple(keys_a), tuple(keys_b)
+    ids_a, ids_b = _by_scheme(keys_a), _by_scheme(keys_b)
+    found += [
+        Comparison(scheme, False, ids_a[scheme], ids_b[scheme])
+        for scheme in conflicting_identifiers(keys_a, keys_b)
+    ]
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
