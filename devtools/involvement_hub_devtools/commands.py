@@ -80,6 +80,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         out=args.out,
         progress=_say,
         start=args.start,
+        first=args.first,
     )
     return EXIT_OK
 
@@ -158,6 +159,14 @@ def register(add: AddCommand) -> None:
         type=_utc_datetime,
         metavar="YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
         help="time of the first record (default: now); with --seed, the output is identical",
+    )
+    sim.add_argument(
+        "--first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="number the families (and their identifiers) from N, so populations published "
+        "to one broker share no one (hub demo picks one at random)",
     )
     sim.add_argument(
         "--no-setup",
