@@ -221,7 +221,7 @@ def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _validate_config(settings: Settings) -> None:
-    """Every command stops on an invalid policy, rules file, delivery file or schema, even
+    """Every command stops on an invalid policy, rules, delivery file, vocabulary or schema, even
     one that does not use them: a hub that will not start should not seem to work."""
     from involvement_hub.config import load_config
 
