@@ -365,7 +365,12 @@ def follow_population(
     after = tally()
     routed = after.routed - before.routed
     arrived = after.arrived - before.arrived
-    waiting = " (the others wait for a digest or working hours)" if arrived < routed else ""
+    if arrived < routed:
+        waiting = " (the others wait for a digest or working hours)"
+    elif arrived > routed:
+        waiting = " (with out-of-hours copies of URGENT alerts, and any escalations)"
+    else:
+        waiting = ""
     progress(
         f"  all {sent} routed: {routed:.0f} alerts, {arrived} emails arrived in the mailbox"
         f"{waiting}; {after.quarantined - before.quarantined:.0f} messages quarantined"

@@ -46,7 +46,7 @@ def test_the_printed_simulate_command_makes_the_same_records(
 
 def test_the_summary_counts_only_after_the_hub_has_settled() -> None:
     events: list[str] = []
-    counts = iter([Tally(100, 1, 6), Tally(145, 1, 151)])
+    counts = iter([Tally(100, 1, 6), Tally(245, 1, 151)])
 
     def publish_all() -> int:
         events.append("publish")
@@ -67,7 +67,7 @@ def test_the_summary_counts_only_after_the_hub_has_settled() -> None:
     assert events == ["tally", "publish", "settled", "tally"]
     assert (
         lines[1]
-        == "  all 314 routed: 45 alerts, 145 emails arrived in the mailbox; 0 messages quarantined"
+        == "  all 314 routed: 145 alerts, 145 emails arrived in the mailbox; 0 messages quarantined"
     )
 
 
@@ -80,6 +80,18 @@ def test_the_summary_says_which_alerts_have_not_arrived_yet() -> None:
     assert lines[1] == (
         "  all 200 routed: 40 alerts, 31 emails arrived in the mailbox (the others wait for a "
         "digest or working hours); 2 messages quarantined"
+    )
+
+
+def test_the_summary_says_why_more_emails_than_alerts_arrived() -> None:
+    counts = iter([Tally(10, 1, 15), Tally(134, 1, 159)])
+    lines: list[str] = []
+    run = PopulationRun(20, first=7, start=dt.datetime(2026, 11, 25, tzinfo=dt.UTC))
+    follow_population(run, lambda: 316, lambda: True, lambda: next(counts), lines.append)
+
+    assert lines[1] == (
+        "  all 316 routed: 124 alerts, 144 emails arrived in the mailbox (with out-of-hours "
+        "copies of URGENT alerts, and any escalations); 0 messages quarantined"
     )
 
 
