@@ -80,6 +80,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         out=args.out,
         progress=_say,
         start=args.start,
+        first=args.first,
     )
     return EXIT_OK
 
@@ -135,7 +136,11 @@ def register(add: AddCommand) -> None:
     """Add the development commands to the ``hub`` parser."""
     kafka = add("kafka", _kafka, "start, stop or check the local development Kafka broker")
     kafka.add_argument("action", choices=("start", "stop", "status"))
+    # The local broker and mailbox use none of the hub's files: an operator mending a broken
+    # policy can still stop the broker.
+    kafka.set_defaults(uses_config=False)
     mailbox = add("mailbox", _mailbox, "run the local SMTP mailbox that keeps messages as files")
+    mailbox.set_defaults(uses_config=False)
     mailbox.add_argument(
         "--discard", action="store_true", help="accept and discard (a benchmark sink)"
     )
@@ -154,6 +159,14 @@ def register(add: AddCommand) -> None:
         type=_utc_datetime,
         metavar="YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
         help="time of the first record (default: now); with --seed, the output is identical",
+    )
+    sim.add_argument(
+        "--first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="number the families (and their identifiers) from N, so populations published "
+        "to one broker share no one (hub demo picks one at random)",
     )
     sim.add_argument(
         "--no-setup",

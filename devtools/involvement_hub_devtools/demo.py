@@ -19,7 +19,8 @@ import signal
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +287,10 @@ def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
     report = asyncio.run(publish_prepared(setup, settings, progress=progress))
     _wait_until_settled(settings)
     report2 = asyncio.run(publish_prepared(happenings, settings, progress=progress))
+    for failed in (report.stopped, report2.stopped):
+        if failed is not None:
+            progress(f"publishing stopped at line {failed.line}: {failed.reason}")
+            return 0
     progress(f"published {report.sent + report2.sent} events from {events}")
     asyncio.run(_send_garbage(settings))
     progress("published 1 unreadable message (it will be quarantined on hub.quarantine)")
@@ -297,47 +302,118 @@ def _run_story(settings: Settings, workdir: Path, progress: Progress) -> int:
     return len(messages)
 
 
+@dataclass(frozen=True)
+class PopulationRun:
+    """The demo's background population, and the ``hub simulate`` command that makes the
+    very same records."""
+
+    families: int
+    first: int  # also the seed: families no earlier demo published
+    start: dt.datetime
+
+    @classmethod
+    def fresh(cls, families: int) -> PopulationRun:
+        first = random.randrange(150_000)
+        return cls(families, first, dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+    @property
+    def events(self) -> int:
+        return self.families * 10
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        population = Population(self.families, seed=self.first, first=self.first)
+        return records(population, events=self.events, setup=True, start=self.start)
+
+    def simulate_args(self) -> list[str]:
+        return [
+            "simulate",
+            f"--families={self.families}",
+            f"--events={self.events}",
+            f"--seed={self.first}",
+            f"--first={self.first}",
+            f"--start={self.start.isoformat()}",
+        ]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What the worker and the mailbox have counted so far."""
+
+    routed: float
+    quarantined: float
+    arrived: int
+
+
+def follow_population(
+    run: PopulationRun,
+    publish_all: Callable[[], int],
+    settled: Callable[[], bool],
+    tally: Callable[[], Tally],
+    progress: Progress,
+) -> None:
+    """Publish, wait until the hub has routed and delivered everything, then count: the
+    counts are taken only once ``settled`` says so (consumed, ordered, routed, handed to
+    the mailbox), never from a moment before."""
+    before = tally()
+    sent = publish_all()
+    progress(
+        f"published a synthetic population (hub {' '.join(run.simulate_args())}): {sent} events ..."
+    )
+    if not settled():
+        progress("  the worker is still busy with them; see its metrics")
+        return
+    after = tally()
+    routed = after.routed - before.routed
+    arrived = after.arrived - before.arrived
+    if arrived < routed:
+        waiting = " (the others wait for a digest or working hours)"
+    elif arrived > routed:
+        waiting = " (with out-of-hours copies of URGENT alerts, and any escalations)"
+    else:
+        waiting = ""
+    progress(
+        f"  all {sent} routed: {routed:.0f} alerts, {arrived} emails arrived in the mailbox"
+        f"{waiting}; {after.quarantined - before.quarantined:.0f} messages quarantined"
+    )
+
+
 def _run_population(settings: Settings, worker: Worker, families: int, progress: Progress) -> None:
     """Background traffic: a fresh synthetic population, as ``hub simulate`` makes it."""
-    first = random.randrange(150_000)  # families no earlier demo published
-    population = Population(families, seed=first, first=first)
-    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    stream = records(population, events=families * 10, setup=True, start=start)
-    before = metric_total(worker.metrics(), "hub_events_consumed_total")
-    sent = asyncio.run(publish(encoded(stream, load_config(settings).registry), settings))
-    progress(
-        f"published a synthetic population (hub simulate --families {families} --seed {first}): "
-        f"{sent} events from {len(settings.agencies)} agencies' systems ..."
-    )
-    deadline = time.monotonic() + ARRIVAL_TIMEOUT_S
-    exposition = worker.metrics()
-    while metric_total(exposition, "hub_events_consumed_total") < before + sent:
-        if time.monotonic() > deadline:
-            progress("  the worker is still busy with them; see its metrics")
-            return
-        time.sleep(0.5)
+    run = PopulationRun.fresh(families)
+    registry = load_config(settings).registry
+
+    def tally() -> Tally:
         exposition = worker.metrics()
-    _wait_for_mail(settings.mailbox_dir)
-    routed = metric_total(exposition, "hub_alerts_routed_total")
-    quarantined = metric_total(exposition, "hub_quarantined_total")
-    progress(
-        f"  all {sent} consumed; {routed:.0f} alerts routed since the worker started, "
-        f"{quarantined:.0f} messages quarantined; their emails are in the mailbox too"
+        return Tally(
+            metric_total(exposition, "hub_alerts_routed_total"),
+            metric_total(exposition, "hub_quarantined_total"),
+            len(list(settings.mailbox_dir.glob("*.eml"))),
+        )
+
+    follow_population(
+        run,
+        lambda: asyncio.run(publish(encoded(run.records(), registry), settings)),
+        lambda: _wait_until_settled(settings, ARRIVAL_TIMEOUT_S),
+        tally,
+        progress,
     )
 
 
-def _wait_until_settled(settings: Settings) -> None:
-    """Until the worker has committed everything on its routing and alert topics and
-    nothing waits in its reorder buffer (or a minute)."""
+def _wait_until_settled(settings: Settings, timeout_s: float = 60.0) -> bool:
+    """Whether, within ``timeout_s``, the worker has committed everything on its ingest,
+    routing and alert topics and nothing waits in its reorder buffer: every event published
+    before the call is routed, and every alert delivered or held for a digest (the delivery
+    agent commits an alert once the mail server has taken it)."""
     names = TopicNames.from_settings(settings)
     topics = [*names.all_ingest, names.identity, names.alerts]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if asyncio.run(group_lag(settings, settings.app_id, topics)) == 0 and _nothing_waits(
             settings
         ):
-            return
+            return True
         time.sleep(0.5)
+    return False
 
 
 def _nothing_waits(settings: Settings) -> bool:

@@ -156,8 +156,9 @@ def run_simulation(
     out: Path | None,
     progress: Progress,
     start: dt.datetime | None = None,
+    first: int = 0,
 ) -> int:
-    population = Population(families, seed=seed)
+    population = Population(families, seed=seed, first=first)
     start = start or dt.datetime.now(dt.UTC).replace(microsecond=0)
     items = records(population, events=events, setup=setup, start=start)
     if out is not None:

@@ -296,9 +296,36 @@ _VALUE_IN_MESSAGE = re.compile(r" is <.*?> of type ", re.DOTALL)
 
 
 def _validation_message(exc: Exception) -> str:
-    """fastavro's messages quote the offending value, which may be personal data."""
+    """fastavro's messages quote the offending value, which may be personal data, and the
+    whole expected schema; this names the field and what it expects instead."""
     errors = getattr(exc, "errors", None) or [str(exc)]
-    return "; ".join(_VALUE_IN_MESSAGE.sub(" has a value of type ", str(e)) for e in errors)
+    return "; ".join(_one_error(e) for e in errors)
+
+
+def _one_error(error: Any) -> str:
+    if not isinstance(error, fastavro.validation.ValidationErrorData):
+        return _VALUE_IN_MESSAGE.sub(" has a value of type ", str(error))
+    if error.datum is None:
+        return f"{error.field}: missing, expected {_expected(error.schema)}"
+    return f"{error.field}: a {type(error.datum).__name__}, expected {_expected(error.schema)}"
+
+
+def _expected(schema: Any) -> str:
+    """What a schema accepts, in a few words."""
+    if isinstance(schema, list):
+        return " or ".join(_expected(branch) for branch in schema)
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind == "enum":
+            return f"one of {', '.join(schema['symbols'])}"
+        if kind in ("record", "fixed"):
+            return f"a {schema['name'].rpartition('.')[2]} {kind}"
+        if kind == "array":
+            return f"an array of {_expected(schema['items'])}"
+        if kind == "map":
+            return f"a map of {_expected(schema['values'])}"
+        return str(schema.get("logicalType") or _expected(kind))
+    return str(schema)
 
 
 def decode(

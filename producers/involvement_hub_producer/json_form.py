@@ -10,12 +10,18 @@ unknown fields and naive timestamps are errors, so a typo is caught before anyth
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import EncodeError
 
 SCHEMA_KEY = "schema"
+# A wrong enum value is quoted back only in the shape of a symbol (upper case, digits,
+# underscores): a misspelt symbol is worth showing, but a field filled with anything else
+# may hold personal data (a name), and errors never echo that.
+_SYMBOL_SHAPED = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
 _PRIMITIVE = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 
@@ -48,6 +54,8 @@ def _convert(value: Any, schema: Any, named: dict[str, Any], path: str) -> Any:
             named[f"{schema['namespace']}.{schema['name']}"] = schema
     if kind == "record":
         return _record(value, schema, named, path)
+    if kind == "enum":
+        return _enum(value, schema, path)
     if kind == "array" and isinstance(value, list):
         items = schema["items"]
         return [_convert(v, items, named, f"{path}[{i}]") for i, v in enumerate(value)]
@@ -82,6 +90,17 @@ def _record(value: Any, schema: Mapping[str, Any], named: dict[str, Any], path: 
         if isinstance(field["type"], (dict, list)):
             _remember_named(field["type"], named)
     return out
+
+
+def _enum(value: Any, schema: Mapping[str, Any], path: str) -> str:
+    symbols: list[str] = schema["symbols"]
+    if isinstance(value, str) and value in symbols:
+        return value
+    text = value if isinstance(value, str) else ""
+    shown = repr(text) if _SYMBOL_SHAPED.match(text) else f"a {type(value).__name__}"
+    close = difflib.get_close_matches(text.upper(), symbols, n=1) if len(text) <= 40 else []
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise EncodeError(f"{path}: {shown} is not one of {', '.join(symbols)}{hint}")
 
 
 def _remember_named(schema: Any, named: dict[str, Any]) -> None:

@@ -743,7 +743,12 @@ async def test_the_same_child_recorded_by_three_agencies_with_name_variants(
     listing = await story.hub("identity", "candidates")
     ids = re.findall(r"^(C[0-9a-f]{15}) ", listing, re.MULTILINE)
     assert len(ids) == 1, listing
-    assert "same date of birth, given name or a common variant, family name" in listing
+    # The evidence, field by field, for the steward: Sasha is a variant of Alexander, Tull
+    # one part of Penrose-Tull.
+    assert "date of birth  agrees   2015-02-03  |  2015-02-03\n" in listing
+    assert "postcode       agrees   ZZ991AP  |  ZZ991AP\n" in listing
+    assert re.search(r"given name     agrees   .*sasha", listing), listing
+    assert re.search(r"family name    agrees   .*tull", listing), listing
     assert "police_id:NSP260" in listing
     assert f"nhs_number:{nhs_number(260)}" in listing
     confirmed = await story.hub(

@@ -134,6 +134,33 @@ def test_unknown_fields_are_refused_with_their_path() -> None:
         from_json({**LIFE_EVENT, "related": related}, schema_of("LifeEvent"))
 
 
+def test_a_misspelt_enum_symbol_names_the_field_the_value_and_the_symbols() -> None:
+    with pytest.raises(EncodeError) as error:
+        from_json({**LIFE_EVENT, "urgency": "PRIORTY"}, schema_of("LifeEvent"))
+    assert str(error.value) == (
+        "urgency: 'PRIORTY' is not one of ROUTINE, PRIORITY, URGENT (did you mean PRIORITY?)"
+    )
+
+
+def test_an_enum_inside_a_list_is_checked_with_its_path() -> None:
+    related = [{"person": SUBJECT, "relationship": "sibling"}]
+    with pytest.raises(EncodeError) as error:
+        from_json({**LIFE_EVENT, "related": related}, schema_of("LifeEvent"))
+    message = str(error.value)
+    assert message.startswith("related[0].relationship: a str is not one of PARENT, ")
+    assert message.endswith("(did you mean SIBLING?)")
+
+
+@pytest.mark.parametrize("value", ["Robin Testperson", "Robin", 7, None, "X" * 41])
+def test_an_enum_value_that_is_not_symbol_shaped_is_not_echoed(value: Any) -> None:
+    with pytest.raises(EncodeError) as error:
+        from_json({**LIFE_EVENT, "urgency": value}, schema_of("LifeEvent"))
+    message = str(error.value)
+    assert message.startswith(f"urgency: a {type(value).__name__} is not one of ROUTINE, ")
+    assert "Robin" not in message
+    assert "XX" not in message
+
+
 def test_the_schema_key_is_not_a_field() -> None:
     # `hub publish` removes "schema" before conversion; left in, it is an unknown field.
     with pytest.raises(EncodeError, match="unknown field schema"):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from involvement_hub.core.matching import (
     Profile,
     candidate_id,
+    conflicting_identifiers,
     evidence,
     merge_profiles,
     normalise_name,
@@ -271,3 +272,33 @@ def test_candidate_ids_do_not_depend_on_which_side_is_named_first() -> None:
     assert candidate_id(a, b) == candidate_id(b, a)
     assert candidate_id(a, b) != candidate_id(a, (f"upn:{upn(3)}",))
     assert candidate_id(a, b).startswith("C")
+
+
+# --- conflicting identifiers --------------------------------------------------------------
+
+
+def test_two_different_nhs_numbers_conflict() -> None:
+    a = (f"nhs_number:{nhs_number(1)}", f"upn:{upn(1)}")
+    b = (f"nhs_number:{nhs_number(2)}",)
+    assert conflicting_identifiers(a, b) == ("nhs_number",)
+    assert conflicting_identifiers(b, a) == ("nhs_number",)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        # Only one side holds an NHS number: nothing to disagree on.
+        ((f"nhs_number:{nhs_number(1)}",), (f"upn:{upn(1)}",)),
+        # A pupil's temporary and permanent UPNs, one council's two local ids: one person may
+        # hold both, so they are left to the steward.
+        ((f"upn:{upn(1)}",), (f"upn:{upn(2)}",)),
+        (("la_person_id:LA00000001",), ("la_person_id:LAX0000001",)),
+        # One side holds two NHS numbers (a steward joined them) and shares one of them.
+        (
+            (f"nhs_number:{nhs_number(1)}", f"nhs_number:{nhs_number(2)}"),
+            (f"nhs_number:{nhs_number(2)}",),
+        ),
+    ],
+)
+def test_no_conflict(a: tuple[str, ...], b: tuple[str, ...]) -> None:
+    assert conflicting_identifiers(a, b) == ()

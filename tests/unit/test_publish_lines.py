@@ -206,6 +206,14 @@ def test_a_missing_required_field_is_named() -> None:
     assert "missing required field started_on" in error.reason
 
 
+def test_a_misspelt_enum_lists_the_symbols_allowed() -> None:
+    error = only_error(line(LIFE_EVENT, lambda r: r.update(urgency="PRIORTY")))
+
+    assert error.reason == (
+        "urgency: 'PRIORTY' is not one of ROUTINE, PRIORITY, URGENT (did you mean PRIORITY?)"
+    )
+
+
 def test_a_timestamp_without_a_zone_is_refused() -> None:
     error = only_error(line(LIFE_EVENT, lambda r: r.update(occurred_at="2026-11-03T14:05:00")))
 

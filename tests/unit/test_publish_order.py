@@ -1,5 +1,6 @@
 """``hub publish`` keeps the file's order across agencies: one agency's consecutive lines go
 as one batch, and the next batch is sent only once the broker has acknowledged the last.
+The first broker error stops it, with one reason, within a bounded wait.
 
 No broker here: a recording publisher stands in for the agency producer, and its sends are
 acknowledged only when the test says so.
@@ -8,9 +9,14 @@ acknowledged only when the test says so.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+from involvement_hub.cli import publish
 from involvement_hub.cli.publish import LineError, Prepared, Publisher, publish_prepared
+from involvement_hub.errors import PublishError
 from involvement_hub.settings import Settings
 
 
@@ -46,7 +52,7 @@ async def test_a_batch_goes_only_after_the_previous_one_is_acknowledged() -> Non
     log: list[str] = []
     publishers: dict[str, Recording] = {}
 
-    async def opener(agency: str, settings: Settings) -> Publisher | str:
+    async def opener(agency: str, settings: Settings) -> Publisher:
         publishers[agency] = Recording(agency, log)
         return publishers[agency]
 
@@ -82,27 +88,113 @@ async def test_a_batch_goes_only_after_the_previous_one_is_acknowledged() -> Non
     assert log.count("stop police") == 1
 
 
-async def test_an_agency_that_cannot_publish_fails_only_its_own_lines() -> None:
+def _acknowledging(agency: str, log: list[str], fail: frozenset[bytes] = frozenset()) -> Recording:
+    """A publisher whose sends are acknowledged at once, or refused for values in ``fail``."""
+    publisher = Recording(agency, log)
+    original = publisher.send_encoded
+
+    async def send_and_answer(value: bytes, key: bytes) -> asyncio.Future[Any]:
+        future = await original(value, key)
+        if value in fail:
+            future.set_exception(KafkaTimeoutError("no leader"))
+        else:
+            future.set_result(None)
+        return future
+
+    publisher.send_encoded = send_and_answer  # type: ignore[method-assign]
+    return publisher
+
+
+async def test_a_broker_error_stops_publishing_with_one_reason() -> None:
+    log: list[str] = []
+    opened: list[str] = []
+
+    async def opener(agency: str, settings: Settings) -> Publisher:
+        opened.append(agency)
+        if agency == "school":
+            raise PublishError("topic ingest.school does not exist")
+        return _acknowledging(agency, log)
+
+    items: list[Prepared | LineError] = [
+        _item(1, "police"),
+        _item(2, "school"),
+        LineError(3, "not valid JSON"),
+        _item(4, "police"),
+        _item(5, "school"),
+    ]
+    report = await publish_prepared(items, Settings.from_env({}), open_publisher=opener)
+
+    assert report.sent == 1
+    assert report.stopped == LineError(2, "topic ingest.school does not exist")
+    assert report.unsent == 3
+    # The bad line is still reported as such; the lines after the stop are not, one by one.
+    assert report.errors == [LineError(3, "not valid JSON")]
+    assert report.not_sent == 4
+    assert opened == ["police", "school"]
+    assert [e for e in log if e.startswith("send")] == ["send police L1"]
+    assert "stop police" in log
+
+
+async def test_a_refused_send_stops_after_its_run_is_answered() -> None:
     log: list[str] = []
 
-    async def opener(agency: str, settings: Settings) -> Publisher | str:
-        if agency == "school":
-            return "not sent: topic ingest.school does not exist"
-        publisher = Recording(agency, log)
-        original = publisher.send_encoded
+    async def opener(agency: str, settings: Settings) -> Publisher:
+        return _acknowledging(agency, log, fail=frozenset({b"L1"}))
 
-        async def send_and_ack(value: bytes, key: bytes) -> asyncio.Future[Any]:
-            future = await original(value, key)
-            future.set_result(None)
-            return future
-
-        publisher.send_encoded = send_and_ack  # type: ignore[method-assign]
-        return publisher
-
-    items: list[Prepared | LineError] = [_item(1, "school"), _item(2, "police"), _item(3, "school")]
+    items: list[Prepared | LineError] = [_item(1, "police"), _item(2, "police"), _item(3, "school")]
     report = await publish_prepared(items, Settings.from_env({}), open_publisher=opener)
-    assert report.sent == 1
-    assert [(e.line, e.reason.startswith("not sent: topic")) for e in report.errors] == [
-        (1, True),
-        (3, True),
-    ]
+
+    assert report.sent == 1  # line 2 was acknowledged after line 1 was refused
+    assert report.stopped is not None
+    assert report.stopped.line == 1
+    assert report.stopped.reason.startswith("the broker refused it (KafkaTimeoutError")
+    assert report.unsent == 2
+    assert "send school L3" not in log
+
+
+async def test_a_broker_that_stops_acknowledging_stops_publishing_within_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+    stopping = asyncio.Event()
+
+    class Hanging(Recording):
+        async def stop(self) -> None:
+            # A producer flushing to a broker that is gone: it would wait for ever.
+            stopping.set()
+            await asyncio.Future()
+
+    async def opener(agency: str, settings: Settings) -> Publisher:
+        return Hanging(agency, log)
+
+    monkeypatch.setattr(publish, "CLOSE_WAIT_S", 0.01)
+    items: list[Prepared | LineError] = [_item(1, "police"), _item(2, "school")]
+    report = await publish_prepared(
+        items, Settings.from_env({}), open_publisher=opener, broker_wait_s=0.01
+    )
+
+    assert report.sent == 0
+    assert report.stopped == LineError(1, "the broker did not acknowledge it within 0.01 s")
+    assert report.unsent == 2
+    assert stopping.is_set()
+    assert "send school L2" not in log
+
+
+async def test_a_broker_that_never_answers_is_given_up_within_the_wait() -> None:
+    # A socket that accepts connections (the kernel completes the handshake) and never
+    # answers a request: the real agency producer, against a broker that is hung.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        settings = Settings.from_env(
+            {"HUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{silent.getsockname()[1]}"}
+        )
+        report = await publish_prepared(
+            [_item(1, "northshire-police")], settings, broker_wait_s=0.5
+        )
+    finally:
+        silent.close()
+
+    assert report.stopped == LineError(1, f"no answer from Kafka at {settings.bootstrap}")
+    assert report.unsent == 1

@@ -1,7 +1,8 @@
 """The ``hub`` command. Each subcommand reads the settings once and passes them on.
 
 Exit status: 0 success; 1 the command ran but not everything succeeded (for example a
-bad line in ``hub publish``); 2 a configuration or usage error, with a message naming it.
+bad line in ``hub publish``); 2 a configuration or usage error, with a message naming it;
+141 standard output was closed by its reader (``| head``), quietly.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -58,8 +61,16 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CONFIG
     registry = load_config(settings).registry
     items = prepare_file(path, registry, settings.agencies)
+    # aiokafka warns on every failed reconnect; the report says once what went wrong.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     report = asyncio.run(publish_prepared(items, settings, progress=_say))
-    print(f"published {report.sent} events; {len(report.errors)} lines not sent")
+    print(f"published {report.sent} events; {report.not_sent} lines not sent")
+    if report.stopped is not None:
+        _say(
+            f"hub publish: stopped at line {report.stopped.line}: {report.stopped.reason}; "
+            f"{report.unsent} of the file's good lines not sent"
+        )
+        return EXIT_CONFIG
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 
@@ -118,36 +129,12 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.person or args.practitioner):
         _say("hub audit: give --person scheme:value or --practitioner agency/practitioner_id")
         return EXIT_CONFIG
-    print(audit_report(*asyncio.run(gather())))
-    return EXIT_OK
-
-
-def _identity(args: argparse.Namespace, settings: Settings) -> int:
-    from involvement_hub.cli.queries import identity_log, open_candidates
-    from involvement_hub.cli.reports import candidates_report
-
-    candidates = open_candidates(asyncio.run(identity_log(settings)))
-    if args.action == "candidates":
-        print(candidates_report(candidates))
-        return EXIT_OK
-    if not args.candidate or not args.steward or not args.reason:
-        _say(f"hub identity {args.action}: give CANDIDATE_ID, --steward and --reason")
+    # The agency is not checked against HUB_AGENCIES: an audit may ask about a former one.
+    problem = args.practitioner and practitioner_problem(args.practitioner)
+    if problem:
+        _say(f"hub audit: --practitioner {problem}")
         return EXIT_CONFIG
-    if args.candidate not in {c.candidate.candidate_id for c in candidates}:
-        _say(f"hub identity {args.action}: {args.candidate} is not an open candidate")
-        return EXIT_PARTIAL
-    from involvement_hub.cli.stewardship import send_decision
-
-    asyncio.run(
-        send_decision(
-            settings,
-            args.candidate,
-            confirm=args.action == "confirm",
-            steward=args.steward,
-            reason=args.reason,
-        )
-    )
-    print(f"{args.action} of {args.candidate} recorded; the resolver applies it in order")
+    print(audit_report(*asyncio.run(gather())))
     return EXIT_OK
 
 
@@ -161,6 +148,22 @@ def _delivery(args: argparse.Namespace, settings: Settings) -> int:
 
 
 _RECIPIENT = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}/[A-Za-z0-9._-]{1,64}$")
+_RECIPIENT_FORM = (
+    "agency/practitioner_id, for example northshire-social-care/SW-0042 (the agency's id, "
+    "a slash, then the practitioner's id in that agency: letters, digits, '.', '_', '-')"
+)
+
+
+def practitioner_problem(text: str, agencies: Sequence[str] | None = None) -> str | None:
+    """Why ``text`` is not a practitioner as the hub names them (``agency/id``), or None.
+    With ``agencies``, the agency must be one of them."""
+    if not _RECIPIENT.match(text):
+        return f"{text!r} is not of the form {_RECIPIENT_FORM}"
+    agency = text.partition("/")[0]
+    if agencies is not None and agency not in agencies:
+        known = ", ".join(agencies)
+        return f"{text!r}: agency {agency!r} is not one of the hub's agencies ({known})"
+    return None
 
 
 def _preferences(args: argparse.Namespace, settings: Settings) -> int:
@@ -176,8 +179,15 @@ def _preferences(args: argparse.Namespace, settings: Settings) -> int:
             at = f" at {pref.at.isoformat(timespec='minutes')}" if pref.at else ""
             print(f"{recipient}: {pref.mode.value}{at}")
         return EXIT_OK
-    if not args.practitioner or not _RECIPIENT.match(args.practitioner):
-        _say("hub preferences: give the practitioner as agency/practitioner_id")
+    if not args.practitioner:
+        _say(f"hub preferences {args.action}: give the practitioner as {_RECIPIENT_FORM}")
+        return EXIT_CONFIG
+    # Clearing takes any well-formed id, so an entry left by a former agency can go.
+    problem = practitioner_problem(
+        args.practitioner, settings.agencies if args.action == "set" else None
+    )
+    if problem:
+        _say(f"hub preferences {args.action}: {problem}")
         return EXIT_CONFIG
     if args.action == "clear":
         current.pop(args.practitioner, None)
@@ -210,11 +220,21 @@ def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _validate_config(settings: Settings) -> None:
+    """Every command stops on an invalid policy, rules, delivery file, vocabulary or schema, even
+    one that does not use them: a hub that will not start should not seem to work."""
+    from involvement_hub.config import load_config
+
+    load_config(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     return _parser_and_commands()[0]
 
 
 def _parser_and_commands() -> tuple[argparse.ArgumentParser, set[str]]:
+    from involvement_hub.cli import identity as identity_command
+
     parser = argparse.ArgumentParser(
         prog="hub",
         description="The involvement notification hub. Configure with HUB_* variables (README).",
@@ -226,7 +246,9 @@ def _parser_and_commands() -> tuple[argparse.ArgumentParser, set[str]]:
     def add(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
         names.add(name)
         command = sub.add_parser(name, help=text, description=text)
-        command.set_defaults(handler=handler)
+        # A command that has nothing to do with the hub's configuration (the local broker)
+        # sets this to False, so a broken policy file does not stop it.
+        command.set_defaults(handler=handler, uses_config=True)
         return command
 
     add("worker", _worker, "run a hub worker (consumes agency topics, routes and delivers alerts)")
@@ -251,11 +273,7 @@ def _parser_and_commands() -> tuple[argparse.ArgumentParser, set[str]]:
     audit.add_argument(
         "--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="only from this date"
     )
-    identity = add("identity", _identity, "probable identity matches for data stewards")
-    identity.add_argument("action", choices=("candidates", "confirm", "reject"))
-    identity.add_argument("candidate", nargs="?", help="the candidate id (confirm, reject)")
-    identity.add_argument("--steward", help="who decides (recorded in the identity log)")
-    identity.add_argument("--reason", help="why (recorded in the identity log)")
+    identity_command.register(add)
     delivery = add("delivery", _delivery, "an alert's delivery history, by alert id")
     delivery.add_argument("alert_id", help="the alert reference at the foot of the email")
     prefs = add("preferences", _preferences, "how practitioners receive ROUTINE alerts")
@@ -295,7 +313,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(given)
     try:
         settings = Settings.from_env()
-        return int(args.handler(args, settings))
+        if args.uses_config:
+            _validate_config(settings)
+        status = int(args.handler(args, settings))
+        # Flushed here, not at exit, so a reader that has gone away is seen below.
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except (ConfigError, ContractError) as exc:
         _say(f"hub {args.command}: configuration problem: {exc}")
         return EXIT_CONFIG
@@ -307,6 +332,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PARTIAL
     except KeyboardInterrupt:
         return 130
+
+
+# What a shell reports for a command that SIGPIPE ended (128 + 13), as `seq 1 100000 | head`
+# does: the output was cut short, which a script under `set -o pipefail` may want to know.
+EXIT_READER_GONE = 141
+
+
+def _reader_gone() -> int:
+    """The reader of standard output has closed it (``hub identity candidates | head``): end
+    quietly. Standard output is pointed at /dev/null so that the interpreter's own flush at
+    exit does not fail again and print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_READER_GONE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,11 +4,16 @@ Every line is checked before anything is sent for it: valid JSON, a known ``sche
 JSON form of that record, an agency the hub knows. A bad line is reported with its number
 and why, and skipped; the others are published through the agency producer (idempotent,
 ``acks=all``). The report says how many went and which lines did not.
+
+A broker error is not a line's fault: the first one (the broker cannot be reached, a topic
+is missing, a send is refused or not acknowledged in time) stops publishing, and the
+report carries that one reason instead of one error per remaining line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -58,11 +63,28 @@ class Prepared:
 @dataclass
 class PublishReport:
     sent: int = 0
-    errors: list[LineError] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)  # bad lines, never sent
+    # The broker error that stopped publishing, at the line it struck; ``unsent`` good
+    # lines were then not sent (or not acknowledged).
+    stopped: LineError | None = None
+    unsent: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and self.stopped is None
+
+    @property
+    def not_sent(self) -> int:
+        return len(self.errors) + self.unsent
+
+
+# How long publishing waits on the broker before it gives up: to connect and find the
+# topic, and for each next acknowledgement (a broker that died mid-file is otherwise
+# retried by the producer for ever). Acknowledgements arrive in milliseconds when the
+# broker is up, so a wait this long means it is not.
+BROKER_WAIT_S = 15.0
+# How long closing a producer may take after a failure: it tries to flush what it holds.
+CLOSE_WAIT_S = 5.0
 
 
 def prepare_lines(
@@ -121,9 +143,10 @@ async def publish_prepared(
     settings: Settings,
     *,
     progress: Callable[[str], None] = lambda _: None,
-    open_publisher: Callable[[str, Settings], Awaitable[Publisher | str]] | None = None,
+    open_publisher: Callable[[str, Settings], Awaitable[Publisher]] | None = None,
+    broker_wait_s: float = BROKER_WAIT_S,
 ) -> PublishReport:
-    """Publish in the file's order, as far as Kafka allows.
+    """Publish in the file's order, as far as Kafka allows, until a broker error.
 
     Kafka orders records only within a partition, and each agency has its own topic, so
     the order *across* agencies is kept by waiting: consecutive lines of one agency go as
@@ -140,71 +163,113 @@ async def publish_prepared(
             runs[-1][1].append(item)
         else:
             runs.append((item.agency_id, [item]))
+    good = sum(len(prepared) for _, prepared in runs)
     opener = open_publisher or _open
-    publishers: dict[str, Publisher | str] = {}
+    publishers: dict[str, Publisher] = {}
     try:
         for agency, prepared in runs:
-            if agency not in publishers:
-                publishers[agency] = await opener(agency, settings)
-            publisher = publishers[agency]
-            if isinstance(publisher, str):
-                _fail_all(prepared, publisher, report, progress)
+            try:
+                if agency not in publishers:
+                    async with asyncio.timeout(broker_wait_s):
+                        publishers[agency] = await opener(agency, settings)
+            except TimeoutError:
+                failure: LineError | None = LineError(
+                    prepared[0].line, f"no answer from Kafka at {settings.bootstrap}"
+                )
+            except PublishError as exc:
+                failure = LineError(prepared[0].line, str(exc))
             else:
-                await _publish_run(publisher, prepared, report, progress)
+                failure = await _publish_run(publishers[agency], prepared, report, broker_wait_s)
+            if failure is not None:
+                report.stopped = failure
+                report.unsent = good - report.sent
+                break
     finally:
         for publisher in publishers.values():
-            if not isinstance(publisher, str):
-                await publisher.stop()
+            await _close(publisher, bounded=report.stopped is not None)
     report.errors.sort(key=lambda e: e.line)
     return report
 
 
-async def _open(agency: str, settings: Settings) -> AgencyPublisher | str:
-    """A started publisher for ``agency``, or why its lines cannot be sent."""
+async def _open(agency: str, settings: Settings) -> AgencyPublisher:
+    """A started publisher for ``agency``, or :class:`PublishError` saying why not."""
     publisher = AgencyPublisher(
         settings.bootstrap,
         agency,
         topic_prefix=settings.topic_prefix,
         **agency_options(settings),
-        request_timeout_ms=15000,
+        request_timeout_ms=int(BROKER_WAIT_S * 1000),
     )
     try:
-        await publisher.start()
-    except PublishError as exc:
-        return f"not sent: {exc}"
-    if not await publisher.topic_exists():
-        await publisher.stop()
-        return f"not sent: topic {publisher.topic} does not exist (start the hub, or ask ops)"
+        try:
+            await publisher.start()
+        except PublishError as exc:
+            raise PublishError(
+                f"cannot reach Kafka at {settings.bootstrap} (is the broker running, and "
+                "HUB_KAFKA_BOOTSTRAP right?)"
+            ) from exc
+        if not await publisher.topic_exists():
+            raise PublishError(
+                f"topic {publisher.topic} does not exist (start a hub worker, or `hub topics`)"
+            )
+    except (PublishError, asyncio.CancelledError):
+        await _close(publisher, bounded=True)
+        raise
     return publisher
 
 
+async def _close(publisher: Publisher, *, bounded: bool) -> None:
+    """Stop a publisher; after a failure, without waiting long for a flush that cannot
+    happen (what it still holds was counted as not sent)."""
+    if not bounded:
+        await publisher.stop()
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_WAIT_S):
+            await publisher.stop()
+
+
 async def _publish_run(
-    publisher: Publisher,
-    prepared: list[Prepared],
-    report: PublishReport,
-    progress: Callable[[str], None],
-) -> None:
-    """Send one agency's consecutive lines and wait until the broker has them all."""
+    publisher: Publisher, prepared: list[Prepared], report: PublishReport, wait_s: float
+) -> LineError | None:
+    """Send one agency's consecutive lines and wait until the broker has them all; the
+    first broker error, if any, after waiting for the rest of the run's answers."""
+    failure: LineError | None = None
     pending: list[tuple[Prepared, asyncio.Future[Any]]] = []
     for item in prepared:
-        pending.append((item, await publisher.send_encoded(item.value, item.key)))
+        try:
+            async with asyncio.timeout(wait_s):
+                pending.append((item, await publisher.send_encoded(item.value, item.key)))
+        except TimeoutError:
+            failure = LineError(item.line, f"the broker took no more records in {wait_s:g} s")
+            break
+        except PublishError as exc:
+            failure = LineError(item.line, str(exc))
+            break
     for item, future in pending:
         try:
-            await future
+            # Shielded: on a timeout the producer's own future is left alone.
+            await asyncio.wait_for(asyncio.shield(future), wait_s)
             report.sent += 1
+        except TimeoutError:
+            failure = failure or LineError(
+                item.line, f"the broker did not acknowledge it within {wait_s:g} s"
+            )
+            for _, left in pending:
+                # Their outcome no longer matters; taking it keeps asyncio from logging
+                # "exception was never retrieved" for each when the producer gives up.
+                left.add_done_callback(_ignore_outcome)
+            break
         except Exception as exc:  # aiokafka raises several types for a failed send
-            error = LineError(item.line, f"not sent: the broker refused it ({type(exc).__name__})")
-            report.errors.append(error)
-            progress(str(error))
+            failure = failure or LineError(
+                item.line, f"the broker refused it ({type(exc).__name__}: {exc})"
+            )
+    return failure
 
 
-def _fail_all(
-    prepared: list[Prepared], why: str, report: PublishReport, progress: Callable[[str], None]
-) -> None:
-    for item in prepared:
-        error = LineError(item.line, why)
-        report.errors.append(error)
-        progress(str(error))
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def prepare_file(

@@ -9,9 +9,10 @@ machines that may hold it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from aiokafka.errors import KafkaError
 from involvement_hub.core.audit import DisclosureRecord
 from involvement_hub.core.family import PersonState
 from involvement_hub.core.identity import InvalidIdentifier, normalise
+from involvement_hub.core.matching import Comparison, Profile, compare
 from involvement_hub.core.messages import DeliveryOutcome
 from involvement_hub.core.model import Identifier
 from involvement_hub.core.ordered import part_key
@@ -76,16 +78,22 @@ async def read_all(settings: Settings, topic: str) -> list[Any]:
 async def table_snapshot(settings: Settings, part: str) -> dict[str, bytes]:
     """The latest value of every key of one part of the hub's state (``persons``,
     ``identity-person-of``, ...), from the state table's changelog."""
-    prefix = part_key(part, "")
-    latest: dict[str, bytes] = {}
+    return (await table_snapshots(settings, part))[part]
+
+
+async def table_snapshots(settings: Settings, *parts: str) -> dict[str, dict[str, bytes]]:
+    """:func:`table_snapshot` of several parts, reading the changelog once."""
+    prefixes = {part: part_key(part, "") for part in parts}
+    latest: dict[str, dict[str, bytes]] = {part: {} for part in parts}
     for record in await read_all(settings, state_changelog(settings)):
         key = json.loads(record.key)
-        if not key.startswith(prefix):
-            continue
-        if record.value is None:
-            latest.pop(key[len(prefix) :], None)
-        else:
-            latest[key[len(prefix) :]] = record.value
+        for part, prefix in prefixes.items():
+            if key.startswith(prefix):
+                if record.value is None:
+                    latest[part].pop(key[len(prefix) :], None)
+                else:
+                    latest[part][key[len(prefix) :]] = record.value
+                break
     return latest
 
 
@@ -167,6 +175,94 @@ def open_candidates(log: list[IdentityLogRecord]) -> list[CandidateRecord]:
                 seen.add(cid)
                 found.append(record)
     return found
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    """An open candidate as a data steward weighs it: both sides as they are now (each may
+    have gained identifiers and records since it was raised), field by field."""
+
+    record: CandidateRecord
+    person_a: str
+    person_b: str
+    keys_a: tuple[str, ...]
+    keys_b: tuple[str, ...]
+    comparisons: tuple[Comparison, ...]
+
+    @property
+    def agreeing(self) -> int:
+        return sum(1 for c in self.comparisons if c.agrees)
+
+    @property
+    def conflicting(self) -> int:
+        return sum(1 for c in self.comparisons if c.agrees is False)
+
+    @property
+    def one_person(self) -> bool:
+        """Linked since by a shared identifier: nothing left to decide."""
+        return self.person_a == self.person_b
+
+
+def candidate_views(
+    candidates: list[CandidateRecord],
+    person_of: Mapping[str, bytes],
+    keys_of: Mapping[str, bytes],
+    profiles: Mapping[str, bytes],
+) -> list[CandidateView]:
+    """Each candidate with its two sides' current identifiers and profiles (the state
+    parts ``identity-person-of``, ``identity-keys-of``, ``identity-profiles``)."""
+
+    def side(person: str, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], Profile]:
+        raw = next((person_of[k] for k in keys if k in person_of), None)
+        now = raw.decode("utf-8") if raw is not None else person
+        held = tuple(json.loads(keys_of[now])) if now in keys_of else keys
+        profile = wire.loads(Profile, profiles[now]) if now in profiles else Profile()
+        return now, held, profile
+
+    views = []
+    for record in candidates:
+        c = record.candidate
+        a, keys_a, profile_a = side(c.person_a, c.keys_a)
+        b, keys_b, profile_b = side(c.person_b, c.keys_b)
+        comparisons = compare(profile_a, profile_b, keys_a, keys_b)
+        views.append(CandidateView(record, a, b, keys_a, keys_b, comparisons))
+    return views
+
+
+@dataclass(frozen=True)
+class CandidateFilter:
+    since: dt.date | None = None  # raised on or after
+    min_agreeing: int = 0  # fields that agree, of date of birth, names and postcode
+    person: str | None = None  # only candidates with this person (an id) on one side
+    limit: int = 20
+    offset: int = 0
+
+
+def select_candidates(
+    views: list[CandidateView], wanted: CandidateFilter
+) -> tuple[list[CandidateView], int]:
+    """One page of the candidates that pass the filter, oldest first, and how many pass."""
+    passing = [
+        v
+        for v in views
+        if (wanted.since is None or v.record.at.date() >= wanted.since)
+        and v.agreeing >= wanted.min_agreeing
+        and (wanted.person is None or wanted.person in (v.person_a, v.person_b))
+    ]
+    passing.sort(key=lambda v: v.record.at)
+    return passing[wanted.offset : wanted.offset + wanted.limit], len(passing)
+
+
+async def open_candidate_views(settings: Settings) -> list[CandidateView]:
+    parts = await table_snapshots(
+        settings, "identity-person-of", "identity-keys-of", "identity-profiles"
+    )
+    return candidate_views(
+        open_candidates(await identity_log(settings)),
+        parts["identity-person-of"],
+        parts["identity-keys-of"],
+        parts["identity-profiles"],
+    )
 
 
 async def disclosures(settings: Settings) -> Iterator[DisclosureRecord]:

@@ -5,19 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
-from involvement_hub.cli.queries import TeamView
+from involvement_hub.cli.queries import CandidateFilter, CandidateView, TeamView
 from involvement_hub.core.audit import DisclosureRecord, delivery_state
+from involvement_hub.core.matching import Comparison
 from involvement_hub.core.messages import DeliveryOutcome
-from involvement_hub.core.resolver import CandidateRecord
 from involvement_hub.core.routing import Outcome
 from involvement_hub.core.team import TeamMember
-
-_EVIDENCE = {
-    "date_of_birth": "same date of birth",
-    "given_name": "given name or a common variant",
-    "family_name": "family name within one typo",
-    "postcode": "same postcode",
-}
 
 
 def _when(moment: dt.datetime) -> str:
@@ -117,16 +110,48 @@ def audit_report(
     return "\n".join(lines)
 
 
-def candidates_report(candidates: list[CandidateRecord]) -> str:
-    if not candidates:
+_FIELD_NAMES = {
+    "date_of_birth": "date of birth",
+    "given_name": "given name",
+    "family_name": "family name",
+    "postcode": "postcode",
+    "nhs_number": "NHS number",
+}
+_VERDICT = {True: "agrees", False: "DIFFERS", None: "unknown"}
+
+
+def _comparison_line(c: Comparison) -> str:
+    a = ", ".join(c.a) or "-"
+    b = ", ".join(c.b) or "-"
+    return f"      {_FIELD_NAMES.get(c.field, c.field):<14} {_VERDICT[c.agrees]:<8} {a}  |  {b}"
+
+
+def candidates_report(
+    page: list[CandidateView], passing: int, total: int, wanted: CandidateFilter
+) -> str:
+    """One page of open candidates, each with the evidence for and against: what each side
+    holds of every field the matching rule weighs, and its verdict."""
+    if not total:
         return "No open probable matches."
-    lines = [f"{len(candidates)} open probable matches:"]
-    for record in candidates:
-        c = record.candidate
-        why = ", ".join(_EVIDENCE.get(e, e) for e in c.evidence)
-        lines.append(f"{c.candidate_id}  raised {_when(record.at)}: {why}")
-        lines.append(f"    {c.person_a}: {', '.join(c.keys_a)}")
-        lines.append(f"    {c.person_b}: {', '.join(c.keys_b)}")
+    head = f"{total} open probable matches"
+    if passing != total:
+        head += f", {passing} of them pass the filters"
+    if not page:
+        return f"{head}; none from number {wanted.offset + 1}."
+    first, last = wanted.offset + 1, wanted.offset + len(page)
+    lines = [f"{head}; {first}-{last}, oldest first:"]
+    for view in page:
+        record = view.record
+        tally = f"{view.agreeing} agree, {view.conflicting} differ"
+        now = "; NOW ONE PERSON (a shared identifier linked them)" if view.one_person else ""
+        lines.append("")
+        lines.append(f"{record.candidate.candidate_id}  raised {_when(record.at)}: {tally}{now}")
+        lines.append(f"    A {view.person_a}: {', '.join(view.keys_a)}")
+        lines.append(f"    B {view.person_b}: {', '.join(view.keys_b)}")
+        lines.extend(_comparison_line(c) for c in view.comparisons)
+    lines.append("")
+    if last < passing:
+        lines.append(f"More: --offset {last} (--limit {wanted.limit} a page).")
     lines.append("Confirm with `hub identity confirm ID --steward NAME --reason TEXT`, or reject.")
     return "\n".join(lines)
 

@@ -32,6 +32,10 @@ LOCAL_SCHEMES = frozenset({LA_PERSON_ID, POLICE_ID})
 # widely shared and carefully validated identifier, the local ids the least.
 SCHEME_RANK: Mapping[str, int] = {NHS_NUMBER: 0, UPN: 1, LA_PERSON_ID: 2, POLICE_ID: 3}
 STRONG_SCHEMES = frozenset(SCHEME_RANK)
+# Schemes that give one person one value, so two different values are two people. Not the
+# UPN (a pupil may hold a temporary UPN and later a permanent one) nor the local ids (one
+# council's two records of one child are exactly what a data steward is asked to join).
+ONE_PER_PERSON = frozenset({NHS_NUMBER})
 
 _UPN = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
 _SEPARATORS = re.compile(r"[\s-]+")

@@ -4,7 +4,9 @@ Two persons whose records agree on a date of birth and on enough else (a given n
 common variant, a family name within one typo, a postcode) are a *candidate* for a data
 steward to confirm or reject. A candidate is never routed on: only a confirmation merges.
 Given names that are known on both sides and differ are treated as different people, so
-twins (same date of birth, family name and postcode) are not proposed.
+twins (same date of birth, family name and postcode) are not proposed; nor are two persons
+holding different values of an identifier a person has only one of (two valid NHS numbers),
+however alike their records.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .identity import ONE_PER_PERSON
 from .model import PersonRef
 
 _MAX_VALUES = 5  # per field of a profile: enough for variants, bounded for hostile input
@@ -193,6 +196,62 @@ def evidence(a: Profile, b: Profile) -> tuple[str, ...] | None:
         found += ["postcode"] if postcode else []
         return tuple(found)
     return None
+
+
+def conflicting_identifiers(keys_a: Iterable[str], keys_b: Iterable[str]) -> tuple[str, ...]:
+    """The one-per-person schemes in which the two sides hold values and share none: each
+    rules a match out. Keys are ``scheme:value``."""
+    a, b = _by_scheme(keys_a), _by_scheme(keys_b)
+    shared = ONE_PER_PERSON & a.keys() & b.keys()
+    return tuple(sorted(s for s in shared if set(a[s]).isdisjoint(b[s])))
+
+
+def _by_scheme(keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for key in keys:
+        scheme, _, value = key.partition(":")
+        found[scheme] = (*found.get(scheme, ()), value)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One field of two persons' records set side by side for a data steward. ``agrees`` is
+    the matching rule's verdict on the values each side holds; None if a side holds none."""
+
+    field: str  # "date_of_birth", "given_name", "family_name", "postcode", or a scheme
+    agrees: bool | None
+    a: tuple[str, ...]
+    b: tuple[str, ...]
+
+
+def _same(x: str, y: str) -> bool:
+    return x == y
+
+
+def compare(
+    a: Profile, b: Profile, keys_a: Iterable[str] = (), keys_b: Iterable[str] = ()
+) -> tuple[Comparison, ...]:
+    """The evidence for and against two persons being one, field by field. Identifiers
+    count only against, where they conflict (two persons sharing one would be one already)."""
+    rules: tuple[tuple[str, tuple[str, ...], tuple[str, ...], Callable[[str, str], bool]], ...]
+    rules = (
+        ("date_of_birth", a.dates_of_birth, b.dates_of_birth, _same),
+        ("given_name", a.given, b.given, similar_given),
+        ("family_name", a.family, b.family, similar_family),
+        ("postcode", a.postcodes, b.postcodes, _same),
+    )
+    found = [
+        Comparison(name, any(alike(x, y) for x in xs for y in ys) if xs and ys else None, xs, ys)
+        for name, xs, ys, alike in rules
+    ]
+    keys_a, keys_b = tuple(keys_a), tuple(keys_b)
+    ids_a, ids_b = _by_scheme(keys_a), _by_scheme(keys_b)
+    found += [
+        Comparison(scheme, False, ids_a[scheme], ids_b[scheme])
+        for scheme in conflicting_identifiers(keys_a, keys_b)
+    ]
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

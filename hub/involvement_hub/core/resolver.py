@@ -6,7 +6,10 @@ deterministic (see :mod:`.identity`). Each event's persons are resolved in order
 first, then related persons. Merges are sent before the event that caused them, so a
 person's partition hands its state over before events under the new id arrive there.
 Probable matches are raised as candidates for a data steward and never acted on until a
-:class:`StewardDecision` confirms one.
+:class:`StewardDecision` confirms one. Two persons with different NHS numbers are never
+proposed. A steward's confirmation is applied as given, even where the two sides have
+since learnt conflicting identifiers (``hub identity candidates`` shows that as evidence
+against): refusing it would make the final persons depend on the order decisions arrive in.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from .identity import InvalidIdentifier, Resolution, resolve, usable_keys
-from .matching import MatchCandidate, Profile, candidate_id, evidence, merge_profiles, profile_of
+from .matching import (
+    MatchCandidate,
+    Profile,
+    candidate_id,
+    conflicting_identifiers,
+    evidence,
+    merge_profiles,
+    profile_of,
+)
 from .messages import IdentityMessage, Merge, PersonEvent, PersonMessage, StewardDecision, ToResolve
 from .model import LifeEvent, PersonRef, RelationshipEvent
 
@@ -185,7 +196,7 @@ def _raise_candidates(
                 continue
             keys_a = tuple(tables.keys_of.get(pid, ()))
             keys_b = tuple(tables.keys_of.get(other, ()))
-            if not keys_a or not keys_b:
+            if not keys_a or not keys_b or conflicting_identifiers(keys_a, keys_b):
                 continue
             cid = candidate_id(keys_a, keys_b)
             if (
