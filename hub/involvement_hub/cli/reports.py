@@ -93,10 +93,10 @@ def audit_report(
     known = states or {}
     lines = [f"{len(rows)} decisions (oldest first):"]
     for r in rows:
-        what = "SEND" if r.outcome is Outcome.SEND else "SUPPRESS"
+        what = "SEND" if r.outcome is Outcome.SEND else f"SUPPRESSED ({r.suppression})"
         alert = f"alert {r.alert_id}: " if r.alert_id else ""
         lines.append(
-            f"{_when(r.decided_at)}  {what:<8} {r.kind:<24} to {r.recipient_id} "
+            f"{_when(r.decided_at)}  {what:<40} {r.kind:<24} to {r.recipient_id} "
             f"(case {r.case_ref})\n"
             f"    {alert}{delivery_state(r, known)}\n"
             f"    event {r.event_key}; {r.role} by rule {r.rule_id}; link {r.link}; "

@@ -233,20 +233,29 @@ def compose(
 ) -> tuple[tuple[Alert, ...], tuple[Any, ...]]:
     """The alerts of one event, made ready to send: each says who else was told (as far as
     its content level shows it), and one recipient's alerts about several children of one
-    case become one alert listing them (its id derived from theirs; their disclosure
-    records name it)."""
+    case become one alert listing them (with their id: an alert id is the event's, the
+    recipient's and the case's, so before this the outbox sent the first child's alert and
+    dropped the others' as duplicates); their disclosure records name it."""
     groups: dict[tuple[str, str, str], list[Alert]] = {}
     for alert in alerts:
         groups.setdefault((alert.event_key, alert.recipient_id, alert.case_ref), []).append(alert)
     merged: list[Alert] = []
     renamed: dict[str, str] = {}
     for group in groups.values():
-        if len(group) == 1:
-            merged.append(group[0])
+        # One child reached through two links (a parent's partner who is also a household
+        # member) is left as it was: one alert id, which the outbox makes one email.
+        per_child: dict[str, Alert] = {}
+        for alert in group:
+            per_child.setdefault(alert.person_id or alert.alert_id, alert)
+        if len(per_child) == 1:
+            merged.extend(group)
             continue
-        ordered = sorted(group, key=lambda a: a.alert_id)
+        ordered = [per_child[key] for key in sorted(per_child)]
         first = ordered[0]
-        alert_id = derived_id(*(a.alert_id for a in ordered))
+        ids = sorted({a.alert_id for a in ordered})
+        # The id of an alert is the event's, the recipient's and their case's: the same for
+        # the children of one case, so the email keeps it.
+        alert_id = ids[0] if len(ids) == 1 else derived_id(*ids)
         renamed.update((a.alert_id, alert_id) for a in ordered)
         limits = [a.send_by for a in ordered if a.send_by is not None]
         merged.append(
