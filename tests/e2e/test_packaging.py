@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support import REPO
 
 
 def build_wheel(source: Path, out: Path) -> zipfile.ZipFile:

@@ -6,14 +6,6 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from core_builders import (
-    CHILD_ID,
-    CHILD_PERSONAL_DATA,
-    NOW,
-    involvement,
-    life_event,
-    team_of,
-)
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.model import (
     Address,
@@ -29,6 +21,14 @@ from involvement_hub.core.routing import Decision, Outcome, route
 from involvement_hub.core.subscriptions import parse_rules
 from involvement_hub.core.team import Team, apply_involvement
 from involvement_hub.kafka import wire
+from support.core_builders import (
+    CHILD_ID,
+    CHILD_PERSONAL_DATA,
+    NOW,
+    involvement,
+    life_event,
+    team_of,
+)
 
 DAY = dt.timedelta(days=1)
 INGESTED = NOW - dt.timedelta(minutes=3)

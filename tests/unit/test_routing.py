@@ -10,16 +10,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from core_builders import (
-    CHILD_ID,
-    CHILD_PERSONAL_DATA,
-    NOW,
-    POLICY_FILE,
-    RULES_DIR,
-    involvement,
-    life_event,
-    team_of,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from involvement_hub.config import load_policy, load_rules
@@ -40,6 +30,16 @@ from involvement_hub.core.subscriptions import SubscriptionRules, parse_rules
 from involvement_hub.core.team import Team, apply_involvement, involvement_key
 from involvement_hub.errors import RejectedEvent
 from involvement_hub.kafka import wire
+from support.core_builders import (
+    CHILD_ID,
+    CHILD_PERSONAL_DATA,
+    NOW,
+    POLICY_FILE,
+    RULES_DIR,
+    involvement,
+    life_event,
+    team_of,
+)
 
 POLICY = load_policy(POLICY_FILE)
 RULES = load_rules(RULES_DIR, POLICY)

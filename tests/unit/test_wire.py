@@ -7,16 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from core_builders import (
-    CHILD,
-    CHILD_ID,
-    NOW,
-    POLICY_FILE,
-    RULES_DIR,
-    involvement,
-    practitioner,
-    team_of,
-)
 from involvement_hub.config import load_policy, load_rules
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.audit import DisclosureRecord, disclosure_record
@@ -69,6 +59,16 @@ from involvement_hub.core.routing import Outcome, route
 from involvement_hub.core.team import Team, apply_involvement
 from involvement_hub.kafka import wire
 from involvement_hub_devtools.synthetic import nhs_number
+from support.core_builders import (
+    CHILD,
+    CHILD_ID,
+    NOW,
+    POLICY_FILE,
+    RULES_DIR,
+    involvement,
+    practitioner,
+    team_of,
+)
 
 DAY = dt.timedelta(days=1)
 PARENT = PersonRef(identifiers=(Identifier("nhs_number", nhs_number(30)),), given_name="Sam")
