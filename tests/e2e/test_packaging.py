@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from support import REPO
 
+# Its module fixtures are costly: under xdist the module runs in one process.
+pytestmark = pytest.mark.xdist_group("packaging")
+
 
 def build_wheel(source: Path, out: Path) -> zipfile.ZipFile:
     subprocess.run(

@@ -37,7 +37,7 @@ from support.metrics import metric
 from support.records import involvement, life_event, person, practitioner
 from support.topics import produce_raw, publish_records
 from support.waiting import eventually
-from support.worker import WorkerProcess
+from support.worker import WorkerProcess, stop_process
 
 DEPLOY = REPO / "deploy" / "prometheus"
 JOB = "involvement-hub"
@@ -278,13 +278,7 @@ class PrometheusServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 

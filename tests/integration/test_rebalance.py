@@ -58,6 +58,9 @@ from support.records import involvement, life_event, person, practitioner
 from support.topics import consumed_topics, publish_records
 from support.worker import WorkerProcess, isolated_settings
 
+# Its module fixtures are costly: under xdist the module runs in one process.
+pytestmark = pytest.mark.xdist_group("rebalance")
+
 PARTITIONS = 4
 FAMILIES = 10
 EVENTS = 60  # with the setup records, 110 records; 32 emails, and some alerts held

@@ -72,7 +72,7 @@ class WorkerProcess:
 
     def start(self, **env_overrides: str) -> None:
         env = hub_environment(
-            self.settings, HUB_SMTP_PORT=str(self.settings.mailbox_port), **env_overrides
+            self.settings, **{"HUB_SMTP_PORT": str(self.settings.mailbox_port), **env_overrides}
         )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -121,11 +121,16 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+    """SIGTERM, and SIGKILL if that is not enough within ``timeout`` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
