@@ -11,7 +11,6 @@ from involvement_hub.core.model import (
     Address,
     Event,
     InvolvementChange,
-    InvolvementEvent,
     LifeEventKind,
     ServiceCategory,
     Urgency,
@@ -19,7 +18,7 @@ from involvement_hub.core.model import (
 from involvement_hub.core.policy import ContentLevel, Link, Policy, parse_policy
 from involvement_hub.core.routing import Decision, Outcome, route
 from involvement_hub.core.subscriptions import parse_rules
-from involvement_hub.core.team import Team, apply_involvement
+from involvement_hub.core.team import Team
 from involvement_hub.kafka import wire
 from support.core_builders import (
     CHILD_ID,
@@ -27,6 +26,7 @@ from support.core_builders import (
     NOW,
     involvement,
     life_event,
+    route_for_child,
     team_of,
 )
 
@@ -107,18 +107,7 @@ def decision_for(event: Event, level: ContentLevel, before: Team = TEAM) -> tupl
     rules = parse_rules(
         {"rule": [{"id": "lead", "role": "LEAD_PRACTITIONER", "kinds": ["*"]}]}, policy
     )
-    after = apply_involvement(before, event) if isinstance(event, InvolvementEvent) else before
-    decisions = route(
-        event,
-        person_id=CHILD_ID,
-        about_person_id=CHILD_ID,
-        link=Link.SELF,
-        before=before,
-        after=after,
-        policy=policy,
-        rules=rules,
-        now=NOW,
-    )
+    decisions, after = route_for_child(event, before, policy=policy, rules=rules)
     (decision,) = [d for d in decisions if d.recipient.recipient_id == LEAD_ID]
     assert decision.outcome is Outcome.SEND
     return decision, after

@@ -25,7 +25,7 @@ from involvement_hub.core.model import (
 )
 from involvement_hub.core.person_stage import Context, on_person_message
 from involvement_hub.core.policy import Link, Policy, RecipientRole, parse_policy
-from involvement_hub.core.routing import Decision, Outcome, Suppression, route
+from involvement_hub.core.routing import Decision, Outcome, Suppression
 from involvement_hub.core.subscriptions import SubscriptionRules, parse_rules
 from involvement_hub.core.team import Team, apply_involvement, involvement_key
 from involvement_hub.errors import RejectedEvent
@@ -38,6 +38,7 @@ from support.core_builders import (
     RULES_DIR,
     involvement,
     life_event,
+    route_for_child,
     team_of,
 )
 
@@ -66,18 +67,7 @@ def decide(
     now: dt.datetime = NOW,
 ) -> dict[str, Decision]:
     """Route ``event`` for the child, by recipient id (routing gives one decision each)."""
-    after = apply_involvement(before, event) if isinstance(event, InvolvementEvent) else before
-    decisions = route(
-        event,
-        person_id=CHILD_ID,
-        about_person_id=CHILD_ID,
-        link=Link.SELF,
-        before=before,
-        after=after,
-        policy=policy,
-        rules=rules,
-        now=now,
-    )
+    decisions, _ = route_for_child(event, before, policy=policy, rules=rules, now=now)
     by_recipient = {d.recipient.recipient_id: d for d in decisions}
     assert len(by_recipient) == len(decisions), "one decision per recipient"
     return by_recipient
