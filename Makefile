@@ -12,6 +12,9 @@ STAMP  := $(VENV)/.installed
 # deploy/prometheus/ with promtool and scrape a real worker with the real server.
 PROMETHEUS := .hub/prometheus
 PROMTOOL   := $(PROMETHEUS)/usr/bin/promtool
+# pytest processes (pytest-xdist) sharing the one test broker. The tiers mostly wait on
+# Kafka, SMTP and worker processes, so more processes than cores pays, even on two cores.
+TEST_WORKERS ?= 4
 
 .PHONY: help venv lint format typecheck test test-unit test-integration test-e2e demo bench chaos \
         chaos-short \
@@ -51,7 +54,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck $(PROMTOOL)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Fetched and unpacked beside its place and moved there whole, so an interrupted fetch is
 # simply done again. `apt-get download` needs no root, only apt's package lists.

@@ -4,42 +4,31 @@ Message-ID (derived independently here from the alert-id rule in the design)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import REPO, WorkerProcess, free_port
+from involvement_hub.errors import HubError
 from involvement_hub.settings import Settings
 from involvement_hub_devtools.mailbox import RCPT_HEADER, read_mailbox
-from synthetic_events import involvement, life_event, person, practitioner, write_jsonl
+from involvement_hub_devtools.processes import free_port, wait_for_port
+from support import REPO
+from support.records import involvement, life_event, person, practitioner, write_jsonl
+from support.topics import settle
+from support.waiting import wait_until
+from support.worker import WorkerProcess, hub_command, hub_environment
 
 SOCIAL_CARE = "northshire-social-care"
 SCHOOL = "oakfield-primary"
 POLICE = "northshire-police"
 POLICY_VERSION = tomllib.loads((REPO / "governance" / "policy.toml").read_text())["version"]
-
-
-def hub(*args: str, settings: Settings, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(settings.as_environment())
-    return subprocess.run(
-        [sys.executable, "-m", "involvement_hub", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def is_out_of_hours_copy(message: object) -> bool:
@@ -54,26 +43,17 @@ def expected_message_id(agency: str, event_id: str, recipient: str, case_ref: st
 @pytest.fixture
 def mailbox_process(hub_settings: Settings) -> Iterator[Path]:
     """``hub mailbox``: the demo's SMTP server, as its own process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(hub_settings.as_environment())
     process = subprocess.Popen(
         [sys.executable, "-m", "involvement_hub", "mailbox"],
-        env=env,
+        env=hub_environment(hub_settings),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(
-                    ("127.0.0.1", hub_settings.mailbox_port), timeout=1
-                ).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
+        try:
+            wait_for_port(hub_settings.mailbox_port)
+        except HubError:
             pytest.fail("hub mailbox did not start listening")
         yield hub_settings.mailbox_dir
     finally:
@@ -92,14 +72,14 @@ def readable(message: EmailMessage) -> str:
     return "\n".join([headers, *bodies])
 
 
-def wait_for_mail(folder: Path, count: int, timeout: float = 90) -> list[EmailMessage]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(list(folder.glob("*.eml"))) >= count:
-            break
-        time.sleep(0.25)
-    time.sleep(2)  # anything more than expected would show up here
-    return list(read_mailbox(folder))
+def settled_mail(settings: Settings, count: int) -> list[EmailMessage]:
+    """The mailbox once ``count`` emails arrived and the worker settled: an email too many
+    would be here by then."""
+    wait_until(
+        f"{count} emails", lambda: len(list(settings.mailbox_dir.glob("*.eml"))) >= count, 90
+    )
+    asyncio.run(settle(settings))
+    return list(read_mailbox(settings.mailbox_dir))
 
 
 def test_published_events_arrive_as_emails(
@@ -123,12 +103,12 @@ def test_published_events_arrive_as_emails(
     lines.insert(1, '{"schema": "LifeEvent", "event_id": ')
     path.write_text("\n".join(lines) + "\n")
 
-    result = hub("publish", str(path), settings=settings)
+    result = hub_command("publish", str(path), settings=settings)
     assert result.returncode == 1, result.stderr
     assert "line 2: not valid JSON" in result.stderr
     assert "published 3 events; 1 lines not sent" in result.stdout
 
-    messages = [m for m in wait_for_mail(mailbox_process, 2) if not is_out_of_hours_copy(m)]
+    messages = [m for m in settled_mail(settings, 2) if not is_out_of_hours_copy(m)]
     got = sorted((m[RCPT_HEADER], m["Message-ID"]) for m in messages)  # type: ignore[index]
     lead_email = lead["email"]
     assert got == sorted(
@@ -158,19 +138,19 @@ def test_published_events_arrive_as_emails(
 def test_publish_reports_a_missing_file_and_bad_configuration(
     hub_settings: Settings, tmp_path: Path
 ) -> None:
-    missing = hub("publish", str(tmp_path / "nope.jsonl"), settings=hub_settings)
+    missing = hub_command("publish", str(tmp_path / "nope.jsonl"), settings=hub_settings)
     assert missing.returncode == 2
     assert "no such file" in missing.stderr
     broken = hub_settings.replace(policy_file=tmp_path / "absent-policy.toml")
     path = write_jsonl(tmp_path / "one.jsonl", [])
-    result = hub("publish", str(path), settings=broken)
+    result = hub_command("publish", str(path), settings=broken)
     assert result.returncode == 2
     assert "policy file not found" in result.stderr
 
 
 def test_hub_demo_runs_end_to_end(hub_settings: Settings) -> None:
     settings = hub_settings.replace(metrics_port=free_port(), mailbox_port=free_port())
-    result = hub("demo", settings=settings, timeout=300)
+    result = hub_command("demo", settings=settings, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     # The story: six alerts to its two practitioners (the health visitor hears of the
     # incident at the baby's home too). Outside working hours (by the wall clock) the URGENT

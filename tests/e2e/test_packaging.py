@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support import REPO
+
+# Its module fixtures are costly: under xdist the module runs in one process.
+pytestmark = pytest.mark.xdist_group("packaging")
 
 
 def build_wheel(source: Path, out: Path) -> zipfile.ZipFile:

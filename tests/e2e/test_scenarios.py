@@ -1,7 +1,7 @@
 """Family stories told by several agencies, end to end: published to a real broker, routed by
 a real ``hub worker``, delivered by SMTP to a real mailbox.
 
-Each test is one family's story in phases (see ``scenario_harness``). After every phase it
+Each test is one family's story in phases (see ``support.story``). After every phase it
 asserts exactly which practitioners were told what -- (recipient, event kind, link, the
 recipient's own case reference) -- and that practitioners who must not hear did not. The
 people are invented: NHS numbers from the 999 test range, UPNs of the fictional local
@@ -15,12 +15,10 @@ import re
 from typing import Any
 
 import pytest
-from conftest import WorkerProcess
 from involvement_hub.core.resolver import MergeRecord
 from involvement_hub_devtools.mailbox import Mailbox
 from involvement_hub_devtools.synthetic import nhs_number
-from scenario_harness import PhaseResult, Practitioner, Story
-from synthetic_events import (
+from support.records import (
     life_event,
     person_ref,
     practitioner,
@@ -30,6 +28,8 @@ from synthetic_events import (
     service,
     subscription,
 )
+from support.story import PhaseResult, Practitioner, Story
+from support.worker import WorkerProcess
 
 SOCIAL_CARE = "northshire-social-care"
 EARLY_HELP = "northshire-early-help"

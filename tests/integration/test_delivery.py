@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import shutil
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -34,11 +31,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller  # noqa: TID251 - tests run their own SMTP servers
-from alert_builders import an_alert
-from conftest import REPO, WorkerProcess, free_port
 from involvement_hub.cli.queries import read_all
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.audit import DisclosureRecord, delivery_states, emailed
@@ -46,11 +40,18 @@ from involvement_hub.core.delivery_plan import Mode, Preference, derived_id
 from involvement_hub.core.messages import AlertTopicMessage, DeliveryOutcome
 from involvement_hub.delivery.settings_files import write_preferences
 from involvement_hub.kafka import wire
+from involvement_hub.kafka.admin import group_lag
 from involvement_hub.kafka.client import client_options
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from kafka_io import publish_records
-from synthetic_events import involvement, life_event, person, practitioner
+from involvement_hub_devtools.chaos.faults import rewind_group
+from involvement_hub_devtools.processes import free_port
+from support import REPO
+from support.alerts import an_alert
+from support.records import involvement, life_event, person, practitioner
+from support.topics import consumed_topics, publish_records
+from support.waiting import eventually
+from support.worker import WorkerProcess, hub_command
 
 HOST = "127.0.0.1"
 SOCIAL_CARE = "northshire-social-care"
@@ -209,11 +210,30 @@ class Hub:
         self.worker.stop()
         self.worker.start(**self.env)
 
-    def metric(self, line_start: str) -> float | None:
-        for line in self.worker.metrics().splitlines():
-            if line.startswith(line_start + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return None
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.worker.metric(name, **labels)
+
+    async def quiet(self, pending: int = 0) -> None:
+        """Until the worker has committed everything it consumes and holds ``pending``
+        alerts (a retry or a digest window), through two delivery ticks with no new email:
+        from then on nothing more is sent, so an email too many would already be here."""
+        tick = float(self.env["HUB_DELIVERY_TICK_S"])
+        since: float | None = None
+        seen = -1
+
+        async def settled() -> bool:
+            nonlocal since, seen
+            lag = await group_lag(
+                self.settings, self.settings.app_id, consumed_topics(self.settings)
+            )
+            now = time.monotonic()
+            if lag or self.metric("hub_delivery_pending") != pending:
+                since = None
+            elif since is None or len(self.inbox.received) != seen:
+                since, seen = now, len(self.inbox.received)
+            return since is not None and now - since >= 2 * tick
+
+        await eventually(f"the worker quiet with {pending} pending", settled)
 
     async def outcomes(self) -> list[DeliveryOutcome]:
         records = await read_all(self.settings, self.names.delivery)
@@ -266,11 +286,10 @@ SCHOOL_CHANGE = ("SCHOOL_CHANGE", "ROUTINE")
 
 
 async def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.2)
+    async def holds() -> bool:
+        return check()
+
+    await eventually(what, holds, timeout)
 
 
 async def wait_for_outcomes(
@@ -279,15 +298,18 @@ async def wait_for_outcomes(
     check: Callable[[list[DeliveryOutcome]], bool],
     timeout: float = 60.0,  # noqa: ASYNC109
 ) -> list[DeliveryOutcome]:
-    deadline = time.monotonic() + timeout
-    while True:
-        outcomes = await hub.outcomes()
-        if check(outcomes):
-            return outcomes
-        if time.monotonic() > deadline:
-            seen = [(o.alert_id[:8], o.status, o.detail) for o in outcomes]
-            pytest.fail(f"timed out waiting for {what} on hub.delivery; saw {seen}")
-        await asyncio.sleep(0.5)
+    last: list[DeliveryOutcome] = []
+
+    async def holds() -> list[DeliveryOutcome] | None:
+        last[:] = await hub.outcomes()
+        return list(last) if check(last) else None
+
+    def seen() -> str:
+        return f"hub.delivery: {[(o.alert_id[:8], o.status, o.detail) for o in last]}"
+
+    found = await eventually(f"{what} on hub.delivery", holds, timeout, seen)
+    assert found is not None
+    return found
 
 
 def of(outcomes: list[DeliveryOutcome], alert_id: str) -> list[str]:
@@ -311,61 +333,6 @@ def message_id(key: str) -> str:
 # -- effectively once ---------------------------------------------------------------------------
 
 
-async def partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    found = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-    assert {tp.topic for tp in found} == set(topics)
-    return sorted(found)
-
-
-async def reset_group_to_earliest(settings: Settings, topics: list[str]) -> dict[str, int]:
-    """Commit offset 0 on every partition of ``topics`` for the worker's consumer group.
-
-    Done from Python with the group's id rather than with Kafka's ConsumerGroupCommand: no
-    JVM to start, and it works on any broker the fixtures give (testcontainers, a given
-    bootstrap), not only the local one with its libs folder. Kafka accepts such a commit only
-    while the group has no members, so the worker must be stopped first.
-    """
-    tps = await partitions(settings, topics)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.commit(dict.fromkeys(tps, 0))
-        return {f"{tp.topic}[{tp.partition}]": await consumer.committed(tp) for tp in tps}
-    finally:
-        await consumer.stop()
-
-
-async def group_lag(settings: Settings, topics: list[str]) -> int:
-    """Messages on ``topics`` the worker's group has not yet committed past."""
-    tps = await partitions(settings, topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
-        ends = await consumer.end_offsets(tps)
-        return sum(
-            ends[tp] - (committed[tp].offset if tp in committed else 0)
-            for tp in tps
-            if ends[tp] > 0
-        )
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 async def test_replaying_every_topic_from_the_start_sends_no_email_twice(hub: Hub) -> None:
     hub.smtp.start()
     hub.start_worker()
@@ -379,11 +346,9 @@ async def test_replaying_every_topic_from_the_start_sends_no_email_twice(hub: Hu
     assert before == sorted(message_id(i) for i in ids)
     hub.worker.stop()
 
-    names = hub.names
-    consumed = [*names.all_ingest, names.identity, names.alerts]
-    committed = await reset_group_to_earliest(hub.settings, consumed)
-    assert set(committed.values()) == {0}
-    assert await group_lag(hub.settings, consumed) > 0
+    consumed = consumed_topics(hub.settings)
+    assert await rewind_group(hub.settings, hub.settings.app_id) >= 3
+    assert await group_lag(hub.settings, hub.settings.app_id, consumed) > 0
     hub.worker.start(**hub.env)
 
     # Each alert comes round at least twice: its old message on hub.alerts, and the alert
@@ -392,11 +357,7 @@ async def test_replaying_every_topic_from_the_start_sends_no_email_twice(hub: Hu
         return all(of(o, i).count("DUPLICATE") >= 2 for i in ids)
 
     await wait_for_outcomes(hub, "every alert replayed as a duplicate", replayed, timeout=90)
-    deadline = time.monotonic() + 60
-    while await group_lag(hub.settings, consumed) > 0:
-        assert time.monotonic() < deadline, "the worker did not catch up with the replay"
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(2)  # a late duplicate would show here
+    await hub.quiet()
 
     assert sorted(r.message_id for r in hub.inbox.received) == before
     final = await hub.outcomes()
@@ -436,7 +397,7 @@ async def test_a_mail_server_that_goes_away_loses_nothing_and_gets_everything_on
     took = time.monotonic() - back
     assert took < 15, f"delivered {took:.1f}s after the server returned"
 
-    await asyncio.sleep(3)
+    await hub.quiet()
     assert sorted(r.message_id for r in hub.inbox.received[1:]) == sorted(
         message_id(i) for i in ids
     )
@@ -471,18 +432,7 @@ async def test_421_then_451_are_retried_and_the_history_shows_in_hub_delivery(
     assert email.rcpt_tos == [LEAD_EMAIL]
 
     # An operator asks the command line what happened to it.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(hub.settings.as_environment())
-    shown = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "involvement_hub", "delivery", alert_id],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    shown = await asyncio.to_thread(hub_command, "delivery", alert_id, settings=hub.settings)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0] == f"Delivery of {alert_id}:"
@@ -501,7 +451,7 @@ async def test_a_550_is_not_retried_but_escalated_to_the_teams_escalation_contac
     await publish_records(hub.settings, case(305, PRIORITY))
 
     await wait_for("the escalation email", lambda: bool(hub.inbox.to(TEAM_ESCALATION)))
-    await asyncio.sleep(3)  # well past a retry, were there one
+    await hub.quiet()  # a retry, were there one, would be pending
 
     outcomes = await hub.outcomes()
     (alert_id,) = alert_ids(outcomes, lead_of(305))
@@ -518,8 +468,8 @@ async def test_a_550_is_not_retried_but_escalated_to_the_teams_escalation_contac
     body = email.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "could not be delivered to Alex Morgan" in body
     assert "CIN-305" in body
-    assert hub.metric('hub_delivery_escalations_total{reason="permanent"}') == 1
-    assert hub.metric('hub_emails_failed_total{failure="permanent"}') == 1
+    assert hub.metric("hub_delivery_escalations_total", reason="permanent") == 1
+    assert hub.metric("hub_emails_failed_total", failure="permanent") == 1
     assert hub.metric("hub_delivery_retries_total") == 0
 
 
@@ -531,7 +481,7 @@ async def test_a_connection_dropped_mid_data_is_retried_and_delivered_once(hub: 
     lead = lead_of(306)
 
     outcomes = await wait_for_outcomes(hub, "the alert sent", lambda o: sent(o, lead, 1))
-    await asyncio.sleep(3)
+    await hub.quiet()
 
     (alert_id,) = alert_ids(outcomes, lead)
     assert of(await hub.outcomes(), alert_id) == ["RETRY", "SENT"]
@@ -577,7 +527,7 @@ async def test_a_server_without_starttls_gets_nothing_and_the_alert_waits_for_tl
     assert set(of(outcomes, escalation_id)) == {"RETRY"}
     assert hub.inbox.mail_commands == 0  # not so much as a MAIL FROM in clear
     assert hub.inbox.received == []
-    assert hub.metric('hub_delivery_escalations_total{reason="insecure"}') == 1
+    assert hub.metric("hub_delivery_escalations_total", reason="insecure") == 1
     pending = hub.metric("hub_delivery_pending")
     assert pending is not None
     assert pending >= 2
@@ -593,7 +543,7 @@ async def test_a_server_without_starttls_gets_nothing_and_the_alert_waits_for_tl
         "both delivered over TLS",
         lambda o: "SENT" in of(o, escalation_id) and sent(o, lead, 1),
     )
-    await asyncio.sleep(2)
+    await hub.quiet()
     assert sorted(r.message_id for r in hub.inbox.received) == sorted(
         [message_id(alert_id), message_id(escalation_id)]
     )
@@ -617,7 +567,7 @@ async def test_a_pending_alert_survives_a_worker_restart(hub: Hub) -> None:
     hub.smtp.start()
 
     await wait_for_outcomes(hub, "the alert sent", lambda o: sent(o, lead, 1))
-    await asyncio.sleep(3)
+    await hub.quiet()
     assert [r.message_id for r in hub.inbox.received] == [message_id(alert_id)]
     assert of(await hub.outcomes(), alert_id).count("SENT") == 1
 
@@ -645,7 +595,7 @@ async def test_an_alert_whose_send_was_cut_off_by_a_worker_stop_is_sent_after_re
     (alert_id,) = alert_ids(outcomes, lead)
     # Any second send would have been a retry the cut-off attempt scheduled: there is none.
     assert not any(o.status == "RETRY" for o in outcomes if o.alert_id == alert_id)
-    await asyncio.sleep(2)
+    await hub.quiet()
     outcomes = await hub.outcomes()
     statuses = [(o.status, o.attempts) for o in outcomes if o.alert_id == alert_id]
     assert [s for s in statuses if s[0] != "DUPLICATE"] == [("SENT", 1)]
@@ -698,7 +648,7 @@ async def test_a_daily_digest_is_sent_once_after_its_window_closes_across_restar
     assert hub.metric("hub_digest_size_alerts_sum") == 3
 
     hub.restart_worker()
-    await asyncio.sleep(5)
+    await hub.quiet()
     assert len(hub.inbox.received) == 2
 
 
@@ -718,7 +668,7 @@ async def test_out_of_hours_urgent_alerts_are_copied_and_routine_ones_held(hub: 
     outcomes = await wait_for_outcomes(
         hub, "the routine alert held", lambda o: "HELD" in [x.status for x in o]
     )
-    await asyncio.sleep(2)
+    await hub.quiet(pending=1)  # the routine alert, held until working hours
     urgent_id, routine_id = alert_ids(outcomes, lead)
     copy_id = derived_id(urgent_id, "out-of-hours")
     assert of(outcomes, urgent_id) == ["SENT"]
@@ -793,7 +743,7 @@ async def test_an_alert_past_its_send_by_is_not_sent_but_recorded_and_audited(hu
         (lapsed.alert_id, "SUPPRESS", "ended_before_send", "p-child-331")
     ]
     assert (
-        hub.metric('hub_routing_decisions_total{outcome="SUPPRESS",reason="ended_before_send"}')
+        hub.metric("hub_routing_decisions_total", outcome="SUPPRESS", reason="ended_before_send")
         == 1
     )
 

@@ -17,10 +17,11 @@ import pytest
 from involvement_hub.errors import LocalKafkaError
 from involvement_hub.settings import Settings
 from involvement_hub_devtools.localkafka import LocalKafka, broker_answers
+from involvement_hub_devtools.processes import free_port
+from support import REPO
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 SHARED_LIBS = REPO / ".hub" / "kafka" / "libs"
 POM = REPO / "deploy" / "local" / "pom.xml"
 
@@ -39,14 +40,10 @@ def _java_and_maven() -> None:
 
 
 def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    ports: set[int] = set()
+    while len(ports) < count:  # distinct: a port given twice would make one broker fail
+        ports.add(free_port())
+    return sorted(ports)
 
 
 @pytest.fixture

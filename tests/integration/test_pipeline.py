@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from conftest import REPO, WorkerProcess
 from involvement_hub.config import load_config
 from involvement_hub.kafka.topics import TopicNames
-from involvement_hub.settings import Settings
 from involvement_hub_producer import encode
 from involvement_hub_producer.json_form import from_json
-from kafka_io import consume, produce_raw, publish_records, routed, settle_and_consume
-from synthetic_events import involvement, life_event, person, practitioner
+from support import REPO
+from support.metrics import metric
+from support.records import involvement, life_event, person, practitioner
+from support.topics import consume, produce_raw, publish_records, routed, settle, settled_records
+from support.waiting import wait_until
+from support.worker import WorkerProcess, hub_command
 
 SOCIAL_CARE = "northshire-social-care"
 SCHOOL = "oakfield-primary"
@@ -110,7 +108,7 @@ async def test_involvement_and_life_events_become_alerts_for_the_right_people(
     # The lead hears that the school joined and that the child went missing; the school
     # (a team member) hears of the missing episode too (MISSING_EPISODE is for the team);
     # nobody hears of their own involvement starting.
-    records = await settle_and_consume(settings.bootstrap, names.alerts, expected=3)
+    records = await settled_records(settings, names.alerts, expected=3)
     # Out-of-hours copies (URGENT outside working hours, by the wall clock) are not routing.
     records = [r for r in records if json.loads(r.value).get("copy_of") is None]
     alerts = [json.loads(r.value) for r in records]
@@ -187,7 +185,7 @@ async def test_a_restarted_worker_recovers_its_tables_and_routes_on_them(
         [involvement(SOCIAL_CARE, "CIN-24", child, lead, involvement_id="SC-4", lead=True)],
     )
     assert await routed(settings, 1) == 1
-    await asyncio.sleep(2)  # let the worker commit and flush its changelogs
+    await settle(settings)  # committed, so its changelogs are written
     worker.stop()
     worker.start()
     # The school knows the child only by its UPN: identity must come from the recovered index.
@@ -200,7 +198,7 @@ async def test_a_restarted_worker_recovers_its_tables_and_routes_on_them(
             )
         ],
     )
-    records = await settle_and_consume(settings.bootstrap, names.alerts, expected=1)
+    records = await settled_records(settings, names.alerts, expected=1)
     assert [
         (json.loads(r.value)["recipient_id"], json.loads(r.value)["case_ref"]) for r in records
     ] == [(f"{SOCIAL_CARE}/SW-4", "CIN-24")]
@@ -236,7 +234,7 @@ def test_quarantined_messages_are_listed_and_replayed_after_a_fix(
     asyncio.run(publish_records(settings, [absence]))
     assert len(asyncio.run(consume(settings.bootstrap, names.quarantine, count=1))) == 1
 
-    listed = hub_cli("quarantine", "list", settings=settings)
+    listed = hub_command("quarantine", "list", settings=settings)
     assert "1 quarantined messages" in listed.stdout
     assert SCHOOL in listed.stdout
     assert "no_policy" in listed.stdout
@@ -245,35 +243,13 @@ def test_quarantined_messages_are_listed_and_replayed_after_a_fix(
     worker.stop()
     worker.settings = settings
     worker.start()
-    replayed = hub_cli("quarantine", "replay", "--reason", "no_policy", settings=settings)
+    replayed = hub_command("quarantine", "replay", "--reason", "no_policy", settings=settings)
     assert "replayed 1 of 1" in replayed.stderr
-    alerts = asyncio.run(settle_and_consume(settings.bootstrap, names.alerts, expected=1))
+    alerts = asyncio.run(settled_records(settings, names.alerts, expected=1))
     assert [json.loads(r.value)["kind"] for r in alerts] == ["PERSISTENT_ABSENCE"]
     # A second replay finds nothing new.
-    again = hub_cli("quarantine", "replay", settings=settings)
+    again = hub_command("quarantine", "replay", settings=settings)
     assert "replayed 0 of 0" in again.stderr
-
-
-def hub_cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(settings.as_environment())
-    return subprocess.run(
-        [sys.executable, "-m", "involvement_hub", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _metric_sum(exposition: str, name: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in exposition.splitlines()
-        if line.startswith((name + "{", name + " "))
-    )
 
 
 def test_a_simulated_population_flows_through_the_hub(worker: WorkerProcess) -> None:
@@ -281,7 +257,7 @@ def test_a_simulated_population_flows_through_the_hub(worker: WorkerProcess) -> 
     settings = worker.settings
     worker.start()
 
-    result = hub_cli(
+    result = hub_command(
         "simulate", "--families", "8", "--events", "60", "--seed", "11", settings=settings
     )
 
@@ -290,15 +266,14 @@ def test_a_simulated_population_flows_through_the_hub(worker: WorkerProcess) -> 
     assert match, result.stderr
     published = int(match.group(1))
     assert published > 60  # the setup records, then the events
-    deadline = time.monotonic() + 120
-    while True:
+
+    def all_consumed_and_some_routed() -> str | None:
         exposition = worker.metrics()
-        consumed = _metric_sum(exposition, "hub_events_consumed_total")
-        routed = _metric_sum(exposition, "hub_alerts_routed_total")
+        consumed = metric(exposition, "hub_events_consumed_total") or 0
         # Routing follows consumption by the reorder buffer's wait (a watermark or two).
-        if (consumed >= published and routed > 0) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert consumed == published
-    assert _metric_sum(exposition, "hub_quarantined_total") == 0
-    assert _metric_sum(exposition, "hub_alerts_routed_total") > 0
+        routed = metric(exposition, "hub_alerts_routed_total") or 0
+        return exposition if consumed >= published and routed > 0 else None
+
+    exposition = wait_until("the population consumed", all_consumed_and_some_routed, 120)
+    assert metric(exposition, "hub_events_consumed_total") == published
+    assert not metric(exposition, "hub_quarantined_total")

@@ -9,19 +9,19 @@ codecs, a null value, ~100 KB of headers and garbage bytes.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from conftest import WorkerProcess
 from involvement_hub.cli.publish import Prepared, prepare_lines
 from involvement_hub.config import load_config
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
-from kafka_io import consume
-from synthetic_events import involvement, person, practitioner
+from support.records import involvement, person, practitioner
+from support.topics import consume
+from support.waiting import eventually
+from support.worker import WorkerProcess
 
 SOCIAL_CARE = "northshire-social-care"
 SCHOOL = "oakfield-primary"
@@ -51,13 +51,12 @@ def _child_events(settings: Settings, n: int) -> tuple[bytes, bytes]:
 
 
 async def _wait_for(what: str, check: Callable[[], Awaitable[bool]], worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    async def alive_and_done() -> bool:
         assert worker.process is not None
         assert worker.process.poll() is None, f"worker died:\n{worker.log_tail()}"
-        if await check():
-            return
-    raise AssertionError(f"timed out waiting for {what}:\n{worker.log_tail()}")
+        return await check()
+
+    await eventually(what, alive_and_done, 90, worker.log_tail)
 
 
 def _headers(record: Any) -> dict[str, str]:

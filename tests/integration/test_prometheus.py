@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -26,12 +27,17 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, WorkerProcess, free_port, unavailable
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub_devtools.mailbox import Mailbox
-from kafka_io import produce_raw, publish_records
+from involvement_hub_devtools.processes import free_port
 from prometheus_client.parser import text_string_to_metric_families
-from synthetic_events import involvement, life_event, person, practitioner
+from support import REPO
+from support.broker import unavailable
+from support.metrics import metric
+from support.records import involvement, life_event, person, practitioner
+from support.topics import produce_raw, publish_records
+from support.waiting import eventually
+from support.worker import WorkerProcess, stop_process
 
 DEPLOY = REPO / "deploy" / "prometheus"
 JOB = "involvement-hub"
@@ -164,22 +170,18 @@ def personal_values(records: list[dict[str, Any]]) -> set[str]:
     return found
 
 
-def metric_total(exposition: str, line_start: str) -> float | None:
-    """The sum of every series whose line starts with ``line_start``; None if there is none."""
-    lines = [line for line in exposition.splitlines() if line.startswith(line_start)]
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines) if lines else None
+async def wait_for_metric(
+    worker: WorkerProcess, name: str, at_least: float, at_most: float = math.inf
+) -> str:
+    """The worker's exposition once the samples of ``name`` add up to between ``at_least``
+    and ``at_most``."""
 
-
-async def wait_for_metric(worker: WorkerProcess, line_start: str, at_least: float) -> str:
-    deadline = time.monotonic() + 60
-    while True:
+    async def reached() -> str | None:
         exposition = worker.metrics()
-        total = metric_total(exposition, line_start)
-        if total is not None and total >= at_least:
-            return exposition
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {line_start} >= {at_least} in 60s:\n{exposition}")
-        await asyncio.sleep(0.3)
+        total = metric(exposition, name)
+        return exposition if total is not None and at_least <= total <= at_most else None
+
+    return await eventually(f"{name} in [{at_least}, {at_most}]", reached, 60, worker.metrics)
 
 
 async def test_a_busy_workers_metrics_pass_promtool_and_name_no_one(
@@ -190,10 +192,10 @@ async def test_a_busy_workers_metrics_pass_promtool_and_name_no_one(
     records = a_case(341)
     await publish_records(settings, records)
     await produce_raw(settings.bootstrap, TopicNames.from_settings(settings).ingest(POLICE), [b"?"])
-    await wait_for_metric(worker, "hub_emails_sent_total{", 2)
-    await wait_for_metric(worker, "hub_quarantined_total{", 1)
+    await wait_for_metric(worker, "hub_emails_sent_total", 2)
+    await wait_for_metric(worker, "hub_quarantined_total", 1)
     # Lag and recovery are measured at the delivery tick (every 5 s by default).
-    exposition = await wait_for_metric(worker, "hub_consumer_lag_messages{", 0)
+    exposition = await wait_for_metric(worker, "hub_consumer_lag_messages", 0)
 
     # promtool prints one line per lint problem (a counter without _total, a unit not in
     # its base form, a help text missing...) and nothing when there are none.
@@ -276,13 +278,7 @@ class PrometheusServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 
@@ -305,16 +301,20 @@ def with_short_waits(rules: str) -> str:
 async def wait_for_alert(
     prometheus: PrometheusServer, name: str, states: set[str]
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + 90
-    while True:
-        alerts = prometheus.alerts()
-        for alert in alerts:
-            if alert["labels"]["alertname"] == name and alert["state"] in states:
-                return alert
-        if time.monotonic() > deadline:
-            seen = [(a["labels"]["alertname"], a["state"]) for a in alerts]
-            pytest.fail(f"no {name} {states} in 90s; alerts: {seen}")
-        await asyncio.sleep(0.5)
+    async def raised() -> dict[str, Any] | None:
+        return next(
+            (
+                alert
+                for alert in prometheus.alerts()
+                if alert["labels"]["alertname"] == name and alert["state"] in states
+            ),
+            None,
+        )
+
+    def seen() -> str:
+        return f"alerts: {[(a['labels']['alertname'], a['state']) for a in prometheus.alerts()]}"
+
+    return await eventually(f"{name} {states}", raised, 90, seen)
 
 
 async def test_prometheus_scraping_a_worker_without_a_mail_server_raises_the_delivery_alerts(
@@ -358,16 +358,13 @@ async def test_an_idle_worker_nobody_probes_is_live_and_has_no_lag(
 ) -> None:
     worker.start(HUB_STALL_S="5", HUB_DELIVERY_TICK_S="0.5")
     await publish_records(worker.settings, a_case(343))
-    await wait_for_metric(worker, "hub_emails_sent_total{", 2)
-    await asyncio.sleep(7)  # longer than HUB_STALL_S with nothing to do
+    await wait_for_metric(worker, "hub_emails_sent_total", 2)
+    # What is under test is time itself: longer than HUB_STALL_S with nothing to do.
+    await asyncio.sleep(7)
     exposition = worker.metrics()
-    assert metric_total(exposition, "hub_worker_live ") == 1.0
+    assert metric(exposition, "hub_worker_live") == 1.0
     assert worker.probe("/healthz") == 200
     # Idle, the ingest side still sends a watermark now and then (docs/architecture.md): the
     # lag on hub.identity is 1 until the next commit, then 0 again.
-    deadline = time.monotonic() + 30
-    while metric_total(exposition, "hub_consumer_lag_messages{") != 0.0:
-        assert time.monotonic() < deadline, "an idle worker's lag never settled to zero"
-        await asyncio.sleep(0.5)
-        exposition = worker.metrics()
-    assert metric_total(exposition, "hub_worker_live ") == 1.0
+    exposition = await wait_for_metric(worker, "hub_consumer_lag_messages", 0, at_most=0)
+    assert metric(exposition, "hub_worker_live") == 1.0

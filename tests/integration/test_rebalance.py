@@ -33,7 +33,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
-from conftest import REPO, WorkerProcess, free_port
 from involvement_hub.cli.queries import read_all
 from involvement_hub.config import load_config
 from involvement_hub.core.alerts import Alert
@@ -52,10 +51,15 @@ from involvement_hub_devtools.chaos.faults import last_outcomes
 from involvement_hub_devtools.chaos.report import Accepted, Observed, Row, compare
 from involvement_hub_devtools.mailbox import RCPT_HEADER, Mailbox, read_mailbox
 from involvement_hub_devtools.population import Population
-from involvement_hub_devtools.processes import metric_total
+from involvement_hub_devtools.processes import free_port, metric_total
 from involvement_hub_devtools.simulate import encoded, publish, records
-from kafka_io import publish_records
-from synthetic_events import involvement, life_event, person, practitioner
+from support import REPO
+from support.records import involvement, life_event, person, practitioner
+from support.topics import consumed_topics, publish_records
+from support.worker import WorkerProcess, isolated_settings
+
+# Its module fixtures are costly: under xdist the module runs in one process.
+pytestmark = pytest.mark.xdist_group("rebalance")
 
 PARTITIONS = 4
 FAMILIES = 10
@@ -75,26 +79,6 @@ Item = tuple[str, bytes, bytes]
 
 
 # -- the records, the mail settings and the fault-free reference ------------------------------
-
-
-def base_settings(bootstrap: str, folder: Path) -> Settings:
-    """What ``hub_settings`` gives a test, for a module-scoped run."""
-    tag = uuid.uuid4().hex[:10]
-    return Settings(
-        kafka_bootstrap=bootstrap,
-        topic_prefix=f"t{tag}.",
-        app_id=f"hub-test-{tag}",
-        partitions=PARTITIONS,
-        instance_id=f"hub-test-{tag}-a",
-        state_dir=folder / "state",
-        policy_file=REPO / "governance" / "policy.toml",
-        subscriptions_dir=REPO / "subscriptions",
-        metrics_port=free_port(),
-        mailbox_port=free_port(),
-        smtp_host="127.0.0.1",
-        smtp_security="plain",
-        log_level="warning",
-    )
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +136,10 @@ def reference(
 ) -> tuple[Accepted, ...]:
     """What one worker, undisturbed, has the mail server accept for the stream."""
     folder = tmp_path_factory.mktemp("reference")
-    settings = base_settings(kafka_bootstrap, folder)
+    tag = uuid.uuid4().hex[:10]
+    settings = isolated_settings(kafka_bootstrap, folder, tag, partitions=PARTITIONS).replace(
+        instance_id=f"hub-test-{tag}-a"
+    )
     worker = WorkerProcess(settings, folder / "worker.log")
     try:
         with Mailbox(settings.mailbox_dir, port=settings.mailbox_port):
@@ -201,11 +188,6 @@ def assigned(worker: WorkerProcess) -> set[tuple[str, int]]:
         if found:
             held.add((found.group(2), int(found.group(1))))
     return held
-
-
-def consumed_topics(settings: Settings) -> list[str]:
-    names = TopicNames.from_settings(settings)
-    return [*names.all_ingest, names.identity, names.alerts]
 
 
 def consumed_partitions(settings: Settings) -> set[tuple[str, int]]:

@@ -8,10 +8,10 @@ import json
 import signal
 import time
 
-from conftest import WorkerProcess
 from involvement_hub.kafka.topics import TopicNames
-from kafka_io import consume, publish_records, routed
-from synthetic_events import involvement, person, practitioner
+from support.records import involvement, person, practitioner
+from support.topics import consume, publish_records, routed
+from support.worker import WorkerProcess
 
 SOCIAL_CARE = "northshire-social-care"
 SCHOOL = "oakfield-primary"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,6 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller  # noqa: TID251 - tests run their own SMTP servers
 from aiosmtpd.smtp import SMTP  # noqa: TID251 - to count connections per server
-from alert_builders import an_alert
 from involvement_hub.core.alerts import Alert
 from involvement_hub.delivery.message import build_message
 from involvement_hub.delivery.smtp import SmtpMailer
@@ -32,18 +30,14 @@ from involvement_hub.errors import (
 )
 from involvement_hub.settings import Secret, Settings
 from involvement_hub_devtools.mailbox import RCPT_HEADER, Mailbox, read_mailbox
+from involvement_hub_devtools.processes import free_port
+from support.alerts import an_alert
 
 pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
 MAIL_FROM = "involvement-hub@hub.northshire.example"
 NOW = dt.datetime(2026, 11, 3, 15, 0, tzinfo=dt.UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def alert(n: int = 0) -> Alert:

@@ -6,20 +6,11 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from core_builders import (
-    CHILD_ID,
-    CHILD_PERSONAL_DATA,
-    NOW,
-    involvement,
-    life_event,
-    team_of,
-)
 from involvement_hub.core.alerts import Alert, Detail, build_alert
 from involvement_hub.core.model import (
     Address,
     Event,
     InvolvementChange,
-    InvolvementEvent,
     LifeEventKind,
     ServiceCategory,
     Urgency,
@@ -27,8 +18,17 @@ from involvement_hub.core.model import (
 from involvement_hub.core.policy import ContentLevel, Link, Policy, parse_policy
 from involvement_hub.core.routing import Decision, Outcome, route
 from involvement_hub.core.subscriptions import parse_rules
-from involvement_hub.core.team import Team, apply_involvement
+from involvement_hub.core.team import Team
 from involvement_hub.kafka import wire
+from support.core_builders import (
+    CHILD_ID,
+    CHILD_PERSONAL_DATA,
+    NOW,
+    involvement,
+    life_event,
+    route_for_child,
+    team_of,
+)
 
 DAY = dt.timedelta(days=1)
 INGESTED = NOW - dt.timedelta(minutes=3)
@@ -107,18 +107,7 @@ def decision_for(event: Event, level: ContentLevel, before: Team = TEAM) -> tupl
     rules = parse_rules(
         {"rule": [{"id": "lead", "role": "LEAD_PRACTITIONER", "kinds": ["*"]}]}, policy
     )
-    after = apply_involvement(before, event) if isinstance(event, InvolvementEvent) else before
-    decisions = route(
-        event,
-        person_id=CHILD_ID,
-        about_person_id=CHILD_ID,
-        link=Link.SELF,
-        before=before,
-        after=after,
-        policy=policy,
-        rules=rules,
-        now=NOW,
-    )
+    decisions, after = route_for_child(event, before, policy=policy, rules=rules)
     (decision,) = [d for d in decisions if d.recipient.recipient_id == LEAD_ID]
     assert decision.outcome is Outcome.SEND
     return decision, after

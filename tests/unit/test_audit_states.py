@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from alert_builders import an_alert
 from involvement_hub.cli.reports import audit_report
 from involvement_hub.core.audit import (
     DisclosureRecord,
@@ -18,6 +17,7 @@ from involvement_hub.core.audit import (
 )
 from involvement_hub.core.messages import DeliveryOutcome, DeliveryStatus
 from involvement_hub.core.routing import Outcome
+from support.alerts import an_alert
 
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from involvement_hub.cli import main as cli
-from synthetic_events import life_event, person, write_jsonl
+from support.records import life_event, person, write_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from family_story import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from involvement_hub.core.model import Event
+from involvement_hub.core.simulation import Simulation
+from support.family_story import (
     event,
     involvement,
     life,
@@ -25,10 +29,6 @@ from family_story import (
     staff,
     story,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from involvement_hub.core.model import Event
-from involvement_hub.core.simulation import Simulation
 
 FULL: dict[str, Event] = {name: event(r) for name, r in story(addresses=True).items()}
 

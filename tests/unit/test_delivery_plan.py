@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from alert_builders import an_alert
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.delivery_plan import (
     Contact,
@@ -29,6 +28,7 @@ from involvement_hub.delivery.settings_files import (
     write_preferences,
 )
 from involvement_hub.errors import SubscriptionError
+from support.alerts import an_alert
 
 REPO = Path(__file__).resolve().parents[2]
 SOCIAL_CARE = "northshire-social-care"

@@ -15,7 +15,6 @@ from dataclasses import replace
 from email.message import EmailMessage
 
 import pytest
-from alert_builders import an_alert
 from involvement_hub.core import outbox as ob
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.delivery_plan import (
@@ -38,6 +37,7 @@ from involvement_hub.errors import (
     TransientDeliveryError,
 )
 from involvement_hub.observability.metrics import HubMetrics, create_metrics
+from support.alerts import an_alert
 
 SOCIAL_CARE = "northshire-social-care"
 RECIPIENT = f"{SOCIAL_CARE}/SW-301"

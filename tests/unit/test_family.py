@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from core_builders import CHILD, NOW, involvement, practitioner
 from involvement_hub.core.family import (
     HOUSEHOLD,
     RELATIONSHIP,
@@ -33,6 +32,7 @@ from involvement_hub.core.model import (
 )
 from involvement_hub.core.policy import Link
 from involvement_hub.core.team import Team, apply_involvement
+from support.core_builders import CHILD, NOW, involvement, practitioner
 
 ME = "P-ME"
 T = NOW - dt.timedelta(days=3)

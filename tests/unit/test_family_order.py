@@ -25,7 +25,12 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
 
-from family_story import (
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from involvement_hub.core.family import HOUSEHOLD, PersonState, inverse
+from involvement_hub.core.model import Event
+from involvement_hub.core.simulation import Simulation
+from support.family_story import (
     event,
     life,
     present,
@@ -34,11 +39,6 @@ from family_story import (
     story,
     uprn,
 )
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
-from involvement_hub.core.family import HOUSEHOLD, PersonState, inverse
-from involvement_hub.core.model import Event
-from involvement_hub.core.simulation import Simulation
 
 KNOWN_ORDER_DEPENDENT = ("bay-sibling-of-ash",)
 FULL: dict[str, Event] = {name: event(r) for name, r in story(addresses=True).items()}

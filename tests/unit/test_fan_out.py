@@ -1,7 +1,7 @@
 """Family stories through the whole in-memory pipeline (core/simulation.py) with the shipped
 policy and rules: who is told what about whom, through which link, and who is not.
 
-Events are built as agencies write them and decoded as the hub decodes them (family_story).
+Events are built as agencies write them and decoded as the hub decodes them (support.family_story).
 Synthetic people only.
 """
 
@@ -11,7 +11,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from family_story import (
+from involvement_hub.core.model import InvolvementEvent
+from involvement_hub.core.policy import Link, RecipientRole
+from involvement_hub.core.routing import Outcome, Suppression
+from involvement_hub.core.simulation import Simulation
+from support.family_story import (
     NOW,
     T0,
     context,
@@ -30,10 +34,6 @@ from family_story import (
     told,
     uprn,
 )
-from involvement_hub.core.model import InvolvementEvent
-from involvement_hub.core.policy import Link, RecipientRole
-from involvement_hub.core.routing import Outcome, Suppression
-from involvement_hub.core.simulation import Simulation
 
 Record = dict[str, Any]
 SC = "northshire-social-care"

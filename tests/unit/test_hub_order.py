@@ -14,7 +14,6 @@ import random
 from typing import Any
 
 import pytest
-from family_story import NOW, context, event, involvement, life, someone, staff
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from involvement_hub.core.messages import Forwarded, ToResolve, Watermark
@@ -27,6 +26,7 @@ from involvement_hub.core.ordered import (
     fitting_entry,
 )
 from involvement_hub.core.simulation import Simulation
+from support.family_story import NOW, context, event, involvement, life, someone, staff
 
 PARTITIONS = ("ingest.sc/0", "ingest.health/0", "ingest.school/0", "ingest.police/0")
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)

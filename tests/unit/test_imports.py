@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 # Every module of a package, imported in a fresh interpreter; prints what that loaded (less
 # what the interpreter had loaded at start-up: ``site``, the editable installs' finders).
@@ -60,3 +61,27 @@ def test_the_runtime_loads_no_development_tool() -> None:
 
     assert "involvement_hub.streaming.app" in loaded  # the probe did import the runtime
     assert [n for n in loaded if n.split(".")[0] in {"involvement_hub_devtools", "aiosmtpd"}] == []
+
+
+# Every unit test module, imported as pytest imports it; prints whether Faust was loaded.
+_UNIT_PROBE = """
+import importlib, json, pathlib, sys
+unit = pathlib.Path(sys.argv[1])
+sys.path[:0] = [str(unit), str(unit.parent)]
+for path in sorted(unit.glob("test_*.py")):
+    importlib.import_module(path.stem)
+print(json.dumps(sorted(name for name in ("faust", "mode") if name in sys.modules)))
+"""
+
+
+def test_no_unit_test_loads_faust() -> None:
+    # The unit tier is pure and fast: a test that needs Faust belongs in tests/integration.
+    result = subprocess.run(
+        [sys.executable, "-c", _UNIT_PROBE, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []

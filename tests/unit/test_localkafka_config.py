@@ -19,6 +19,7 @@ from involvement_hub_devtools.localkafka import (
     new_cluster_id,
     server_properties,
 )
+from involvement_hub_devtools.processes import free_port
 
 Handler = Callable[[socket.socket], None]
 
@@ -96,12 +97,6 @@ def serve() -> Iterator[Callable[[Handler], str]]:
         server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _answers_quickly(bootstrap: str) -> bool:
     started = time.monotonic()
     result = broker_answers(bootstrap, timeout=0.3)
@@ -110,7 +105,7 @@ def _answers_quickly(bootstrap: str) -> bool:
 
 
 def test_a_closed_port_does_not_answer() -> None:
-    assert not _answers_quickly(f"127.0.0.1:{_free_port()}")
+    assert not _answers_quickly(f"127.0.0.1:{free_port()}")
 
 
 def test_a_server_that_hangs_up_does_not_answer(serve: Callable[[Handler], str]) -> None:
@@ -175,6 +170,6 @@ def test_a_broker_listing_no_brokers_does_not_answer(serve: Callable[[Handler], 
 
 
 def test_any_answering_address_of_a_list_is_enough(serve: Callable[[Handler], str]) -> None:
-    bootstrap = f"127.0.0.1:{_free_port()},{serve(_pretend_kafka(brokers=1))}"
+    bootstrap = f"127.0.0.1:{free_port()},{serve(_pretend_kafka(brokers=1))}"
 
     assert broker_answers(bootstrap, timeout=2.0)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_builders import POLICY_FILE
 from involvement_hub.config import load_policy
 from involvement_hub.core.model import LawfulBasis, ServiceCategory, Urgency
 from involvement_hub.core.policy import (
@@ -19,6 +18,7 @@ from involvement_hub.core.policy import (
     parse_policy,
 )
 from involvement_hub.errors import ConfigError, PolicyError
+from support.core_builders import POLICY_FILE
 
 ENTRY: dict[str, Any] = {
     "lawful_basis": "PUBLIC_TASK",

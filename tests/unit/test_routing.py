@@ -10,16 +10,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from core_builders import (
-    CHILD_ID,
-    CHILD_PERSONAL_DATA,
-    NOW,
-    POLICY_FILE,
-    RULES_DIR,
-    involvement,
-    life_event,
-    team_of,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from involvement_hub.config import load_policy, load_rules
@@ -35,11 +25,22 @@ from involvement_hub.core.model import (
 )
 from involvement_hub.core.person_stage import Context, on_person_message
 from involvement_hub.core.policy import Link, Policy, RecipientRole, parse_policy
-from involvement_hub.core.routing import Decision, Outcome, Suppression, route
+from involvement_hub.core.routing import Decision, Outcome, Suppression
 from involvement_hub.core.subscriptions import SubscriptionRules, parse_rules
 from involvement_hub.core.team import Team, apply_involvement, involvement_key
 from involvement_hub.errors import RejectedEvent
 from involvement_hub.kafka import wire
+from support.core_builders import (
+    CHILD_ID,
+    CHILD_PERSONAL_DATA,
+    NOW,
+    POLICY_FILE,
+    RULES_DIR,
+    involvement,
+    life_event,
+    route_for_child,
+    team_of,
+)
 
 POLICY = load_policy(POLICY_FILE)
 RULES = load_rules(RULES_DIR, POLICY)
@@ -66,18 +67,7 @@ def decide(
     now: dt.datetime = NOW,
 ) -> dict[str, Decision]:
     """Route ``event`` for the child, by recipient id (routing gives one decision each)."""
-    after = apply_involvement(before, event) if isinstance(event, InvolvementEvent) else before
-    decisions = route(
-        event,
-        person_id=CHILD_ID,
-        about_person_id=CHILD_ID,
-        link=Link.SELF,
-        before=before,
-        after=after,
-        policy=policy,
-        rules=rules,
-        now=now,
-    )
+    decisions, _ = route_for_child(event, before, policy=policy, rules=rules, now=now)
     by_recipient = {d.recipient.recipient_id: d for d in decisions}
     assert len(by_recipient) == len(decisions), "one decision per recipient"
     return by_recipient

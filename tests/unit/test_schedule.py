@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from alert_builders import an_alert
 from involvement_hub.core.digest import DigestBox, hold
 from involvement_hub.core.messages import DigestDue, RetryNudge
 from involvement_hub.core.model import Urgency
 from involvement_hub.core.schedule import Due, due_now
+from support.alerts import an_alert
 
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)

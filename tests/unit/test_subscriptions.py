@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_builders import POLICY_FILE, RULES_DIR
 from involvement_hub.config import load_policy, load_rules
 from involvement_hub.core.policy import Link, RecipientRole, all_kinds, parse_policy
 from involvement_hub.core.subscriptions import parse_rules
 from involvement_hub.errors import ConfigError, SubscriptionError
+from support.core_builders import POLICY_FILE, RULES_DIR
 
 POLICY = load_policy(POLICY_FILE)
 

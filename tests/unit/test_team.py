@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from core_builders import CHILD_ID, NOW, involvement, team_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from involvement_hub.core.model import InvolvementChange, InvolvementEvent, ServiceCategory
 from involvement_hub.core.team import Team, apply_involvement, merge_teams, prune
+from support.core_builders import CHILD_ID, NOW, involvement, team_of
 
 STARTED, UPDATED, ENDED = InvolvementChange
 DAY = dt.timedelta(days=1)

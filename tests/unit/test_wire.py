@@ -7,16 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from core_builders import (
-    CHILD,
-    CHILD_ID,
-    NOW,
-    POLICY_FILE,
-    RULES_DIR,
-    involvement,
-    practitioner,
-    team_of,
-)
 from involvement_hub.config import load_policy, load_rules
 from involvement_hub.core.alerts import Alert, build_alert
 from involvement_hub.core.audit import DisclosureRecord, disclosure_record
@@ -66,10 +56,21 @@ from involvement_hub.core.model import (
     Urgency,
 )
 from involvement_hub.core.policy import Link
-from involvement_hub.core.routing import Outcome, route
-from involvement_hub.core.team import Team, apply_involvement
+from involvement_hub.core.routing import Outcome
+from involvement_hub.core.team import Team
 from involvement_hub.kafka import wire
 from involvement_hub_devtools.synthetic import nhs_number
+from support.core_builders import (
+    CHILD,
+    CHILD_ID,
+    NOW,
+    POLICY_FILE,
+    RULES_DIR,
+    involvement,
+    practitioner,
+    route_for_child,
+    team_of,
+)
 
 DAY = dt.timedelta(days=1)
 PARENT = PersonRef(identifiers=(Identifier("nhs_number", nhs_number(30)),), given_name="Sam")
@@ -239,21 +240,7 @@ def decisions_for(event: Event) -> Any:
     policy = load_policy(POLICY_FILE)
     lead = involvement("INV-L", practitioner_id="PR-LEAD", is_lead=True, at=NOW - 9 * DAY)
     before = team_of(lead, involvement("INV-T", agency="oakfield-primary", at=NOW - 8 * DAY))
-    after = apply_involvement(before, event) if event is INVOLVEMENT else before
-    return (
-        route(
-            event,
-            person_id=CHILD_ID,
-            about_person_id=CHILD_ID,
-            link=Link.SELF,
-            before=before,
-            after=after,
-            policy=policy,
-            rules=load_rules(RULES_DIR, policy),
-            now=NOW,
-        ),
-        after,
-    )
+    return route_for_child(event, before, policy=policy, rules=load_rules(RULES_DIR, policy))
 
 
 def test_alerts_round_trip() -> None:

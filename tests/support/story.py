@@ -28,19 +28,14 @@ import asyncio
 import datetime as dt
 import email
 import json
-import os
 import re
-import sys
-import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from conftest import REPO
 from involvement_hub.config import load_policy
 from involvement_hub.core.identity import LOCAL_SCHEMES
 from involvement_hub.core.model import LawfulBasis, LifeEventKind, ServiceCategory, ServiceLevel
@@ -50,11 +45,11 @@ from involvement_hub.kafka import wire
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
 from involvement_hub_devtools.mailbox import RCPT_HEADER
-from kafka_io import publish_records
-from synthetic_events import involvement_v2
 
-STABLE_S = 1.0  # committed == end must hold this long: a commit tick can trail a send
-SETTLE_TIMEOUT_S = 60.0
+from support.records import involvement_v2
+from support.topics import new_records, publish_records, settle
+from support.worker import hub_command
+
 MAIL_DOMAIN = "hub.invalid"
 CLASS_TAG = "@"  # how the hub's wire format names the member of a tagged union
 
@@ -144,8 +139,9 @@ class Story:
     # appear only in alerts to those agencies' own practitioners.
     local_refs: dict[str, set[str]] = field(default_factory=dict)
     _minutes: int = 0
-    _seen_alerts: set[tuple[int, int]] = field(default_factory=set)
-    _seen_quarantine: set[tuple[int, int]] = field(default_factory=set)
+    # What the story has looked at (or what was there before it began), topic by topic.
+    _seen: dict[str, set[tuple[int, int]]] = field(default_factory=lambda: defaultdict(set))
+    _before: dict[str, set[tuple[int, int]]] = field(default_factory=lambda: defaultdict(set))
     _seen_mail: set[str] = field(default_factory=set)
 
     @property
@@ -157,6 +153,15 @@ class Story:
         that edges and households (last-writer-wins on event time) follow the story."""
         self._minutes += 1
         return self.start + dt.timedelta(minutes=self._minutes)
+
+    async def begin(self) -> None:
+        """Leave out of the story what the worker did before it (an earlier story's)."""
+        await settle(self.settings)
+        for topic in (self.names.alerts, self.names.quarantine):
+            await new_records(self.settings, topic, self._seen[topic])
+        for topic in (self.names.audit, self.names.identity_log):
+            await new_records(self.settings, topic, self._before[topic])
+        self._new_emails()
 
     def family(self, *persons: dict[str, Any]) -> None:
         """Register people whose personal data must never leave the hub in an alert."""
@@ -183,33 +188,28 @@ class Story:
             report = await publish_records(self.settings, list(records))
             assert report.ok, f"not published: {[str(e) for e in report.errors]}"
         await settle(self.settings)
-        topics = await read_topics(
-            self.settings.bootstrap, [self.names.alerts, self.names.quarantine]
-        )
-        alerts = self._new_alerts(topics[self.names.alerts])
+        alerts = self._alerts(await self._new_records(self.names.alerts))
         result = PhaseResult(
             [a for a in alerts if a["copy_of"] is None],
             [a for a in alerts if a["copy_of"] is not None],
             self._new_emails(),
         )
-        self._check_nothing_quarantined(topics[self.names.quarantine])
+        self._check_nothing_quarantined(await self._new_records(self.names.quarantine))
         self._check_deliveries(result)
         assert sorted(result.told) == sorted(expect), _difference(result.told, expect)
         for practitioner in absent:
             assert practitioner.email not in result.recipients, f"{practitioner.email} was told"
         return result
 
-    def _new_alerts(self, records: list[Any]) -> list[dict[str, Any]]:
-        """New alerts on hub.alerts (which also carries the delivery ticker's nudges)."""
-        fresh = []
-        for record in records:
-            where = (record.partition, record.offset)
-            if where not in self._seen_alerts:
-                self._seen_alerts.add(where)
-                message = json.loads(record.value)
-                if message.get(CLASS_TAG, "Alert") == "Alert":
-                    fresh.append(message)
-        return fresh
+    async def _new_records(self, topic: str) -> list[Any]:
+        return await new_records(self.settings, topic, self._seen[topic])
+
+    @staticmethod
+    def _alerts(records: list[Any]) -> list[dict[str, Any]]:
+        """The alerts among records of hub.alerts (which also carries the delivery
+        ticker's nudges)."""
+        messages = [json.loads(record.value) for record in records]
+        return [m for m in messages if m.get(CLASS_TAG, "Alert") == "Alert"]
 
     def _new_emails(self) -> list[EmailMessage]:
         fresh = []
@@ -224,11 +224,8 @@ class Story:
     def _check_nothing_quarantined(self, records: list[Any]) -> None:
         reasons = []
         for record in records:
-            where = (record.partition, record.offset)
-            if where not in self._seen_quarantine:
-                self._seen_quarantine.add(where)
-                headers = {k: v.decode() for k, v in record.headers}
-                reasons.append(f"{headers.get('hub-reason')}: {headers.get('hub-detail')}")
+            headers = {k: v.decode() for k, v in record.headers}
+            reasons.append(f"{headers.get('hub-reason')}: {headers.get('hub-detail')}")
         assert not reasons, f"quarantined: {reasons}"
 
     def _check_deliveries(self, result: PhaseResult) -> None:
@@ -292,18 +289,21 @@ class Story:
 
     async def audit(self) -> list[dict[str, Any]]:
         """Every disclosure record on hub.audit so far (sent and suppressed)."""
-        return [
-            json.loads(r.value) for r in await read_topic(self.settings.bootstrap, self.names.audit)
-        ]
+        return [json.loads(r.value) for r in await self._since_begin(self.names.audit)]
 
     async def identity_log(self) -> list[IdentityLogRecord]:
         """Merges, probable-match candidates and steward decisions, as the resolver logged them."""
-        records = await read_topic(self.settings.bootstrap, self.names.identity_log)
+        records = await self._since_begin(self.names.identity_log)
         return [wire.loads(IdentityLogRecord, r.value) for r in records]
+
+    async def _since_begin(self, topic: str) -> list[Any]:
+        return await new_records(self.settings, topic, set(self._before[topic]))
 
     async def hub(self, *args: str) -> str:
         """Run a ``hub`` command with the story's settings; its standard output."""
-        return await run_hub(self.settings, *args)
+        done = await asyncio.to_thread(hub_command, *args, settings=self.settings, timeout=120)
+        assert done.returncode == 0, f"hub {' '.join(args)}: {done.returncode}\n{done.stderr}"
+        return done.stdout
 
 
 # Enum names a reader should never meet in an email (urgencies are shown on purpose).
@@ -353,111 +353,3 @@ def _difference(got: set[Any], expected: set[Any]) -> str:
     missing = sorted(expected - got)
     extra = sorted(got - expected)
     return f"missing {missing}; unexpected {extra}"
-
-
-# --- the broker ---------------------------------------------------------------------
-
-
-async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of ``topics``. (A consumer without a subscription has no metadata
-    for them: aiokafka's ``topics()`` fetches it into a copy, not the consumer's own.)"""
-    return [
-        TopicPartition(described["topic"], p["partition"])
-        for described in await admin.describe_topics(topics)
-        for p in sorted(described["partitions"], key=lambda p: int(p["partition"]))
-    ]
-
-
-async def read_topics(bootstrap: str, topics: list[str]) -> dict[str, list[Any]]:
-    """Every record of each of ``topics``, from its start to its end as of now."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
-    await admin.start()
-    await consumer.start()
-    try:
-        records: dict[str, list[Any]] = {topic: [] for topic in topics}
-        tps = await partitions_of(admin, topics)
-        if not tps:
-            return records
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=200)
-            for tp, items in batch.items():
-                records[tp.topic].extend(r for r in items if r.offset < ends[tp])
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic`` from its start to its end as of now."""
-    return (await read_topics(bootstrap, [topic]))[topic]
-
-
-async def settle(settings: Settings, timeout: float = SETTLE_TIMEOUT_S) -> None:  # noqa: ASYNC109
-    """Wait until the worker's consumer group has committed every message it consumes."""
-    names = TopicNames.from_settings(settings)
-    topics = [*names.all_ingest, names.identity, names.alerts]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None)
-    await admin.start()
-    await consumer.start()
-    try:
-        tps = await partitions_of(admin, topics)
-        assert len(tps) >= len(topics), f"missing topics: {tps}"
-        deadline = time.monotonic() + timeout
-        done_since: float | None = None
-        last_ends: dict[TopicPartition, int] = {}
-        lagging: list[str] = []
-        while time.monotonic() < deadline:
-            committed = await admin.list_consumer_group_offsets(settings.app_id)
-            ends = await consumer.end_offsets(tps)
-            lagging = [
-                f"{tp.topic}[{tp.partition}] {committed[tp].offset if tp in committed else '-'}"
-                f"/{end}"
-                for tp, end in ends.items()
-                if end > 0 and (tp not in committed or committed[tp].offset < end)
-            ]
-            if lagging:
-                done_since = None
-            elif ends != last_ends or done_since is None:
-                done_since = time.monotonic()
-            elif time.monotonic() - done_since >= STABLE_S:
-                return
-            last_ends = ends
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"worker did not catch up in {timeout:.0f}s: {lagging}")
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-# --- the command line ------------------------------------------------------------------
-
-
-async def run_hub(settings: Settings, *args: str) -> str:
-    """``hub ARGS`` as a user runs it; fails the test on a non-zero exit status."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(settings.as_environment())
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "involvement_hub",
-        *args,
-        env=env,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, f"hub {' '.join(args)}: {process.returncode}\n{err.decode()}"
-    return out.decode()

@@ -13,6 +13,7 @@ from pathlib import Path
 from involvement_hub.core.model import (
     Address,
     Envelope,
+    Event,
     Identifier,
     InvolvementChange,
     InvolvementEvent,
@@ -27,6 +28,9 @@ from involvement_hub.core.model import (
     Source,
     Urgency,
 )
+from involvement_hub.core.policy import Link, Policy
+from involvement_hub.core.routing import Decision, route
+from involvement_hub.core.subscriptions import SubscriptionRules
 from involvement_hub.core.team import Team, apply_involvement
 from involvement_hub_devtools.synthetic import nhs_number, upn
 
@@ -148,3 +152,28 @@ def team_of(*events: InvolvementEvent, person_id: str = CHILD_ID) -> Team:
     for event in events:
         team = apply_involvement(team, event)
     return team
+
+
+def route_for_child(
+    event: Event,
+    before: Team,
+    *,
+    policy: Policy,
+    rules: SubscriptionRules,
+    now: dt.datetime = NOW,
+) -> tuple[list[Decision], Team]:
+    """``route`` for an event about the child itself, on its team before the event; and the
+    team after it (an involvement changes the team)."""
+    after = apply_involvement(before, event) if isinstance(event, InvolvementEvent) else before
+    decisions = route(
+        event,
+        person_id=CHILD_ID,
+        about_person_id=CHILD_ID,
+        link=Link.SELF,
+        before=before,
+        after=after,
+        policy=policy,
+        rules=rules,
+        now=now,
+    )
+    return list(decisions), after

@@ -25,6 +25,9 @@ from involvement_hub.settings import Settings
 from involvement_hub_devtools.synthetic import nhs_number, upn
 from involvement_hub_producer import decode, encode, from_json
 
+from support import records
+from support.records import practitioner as staff
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = load_config(
     Settings(
@@ -102,33 +105,12 @@ def pid(sim: Simulation, person: dict[str, Any]) -> str:
     return sim.identity.person_of[key]
 
 
-def staff(pid_: str, name: str, agency: str, role: str = "social worker") -> dict[str, Any]:
-    return {
-        "practitioner_id": pid_,
-        "name": name,
-        "role": role,
-        "email": f"{name.lower().replace(' ', '.')}@{agency}.example",
-        "phone": "01632 960001",
-        "team": "Team North",
-        "out_of_hours_phone": "01632 960999",
-    }
-
-
 # --- records ------------------------------------------------------------------------------
-
-_counter = iter(range(1, 10**9))
 
 
 def _envelope(agency: str, ref: str, subject: dict[str, Any], at: int) -> dict[str, Any]:
     """``at``: minutes after T0 (the story's clock)."""
-    when = (T0 + dt.timedelta(minutes=at)).isoformat()
-    return {
-        "event_id": f"ev-{next(_counter)}",
-        "occurred_at": when,
-        "recorded_at": when,
-        "source": {"agency_id": agency, "system": "test-system", "record_ref": ref},
-        "subject": subject,
-    }
+    return records.envelope(agency, ref, subject, at=T0 + dt.timedelta(minutes=at))
 
 
 def involvement(
@@ -207,13 +189,8 @@ def relationship(
     at: int,
     change: str = "STARTED",
 ) -> dict[str, Any]:
-    return {
-        "schema": "Relationship",
-        **_envelope(agency, ref, subject, at),
-        "relationship": kind,
-        "related_person": other,
-        "change": change,
-    }
+    when = T0 + dt.timedelta(minutes=at)
+    return records.relationship(agency, ref, subject, kind, other, at=when, change=change)
 
 
 def subscription(
@@ -227,18 +204,17 @@ def subscription(
     change: str = "STARTED",
     subscription_id: str = "SUB-1",
 ) -> dict[str, Any]:
-    return {
-        "schema": "Subscription",
-        **_envelope(agency, ref, subject, at),
-        "subscription_id": subscription_id,
-        "change": change,
-        "practitioner": who,
-        "kinds": list(kinds),
-        "reason": "attendance support plan",
-    }
-
-
-# --- what happened ------------------------------------------------------------------------
+    return records.subscription(
+        agency,
+        ref,
+        subject,
+        who,
+        subscription_id=subscription_id,
+        kinds=list(kinds),
+        reason="attendance support plan",
+        at=T0 + dt.timedelta(minutes=at),
+        change=change,
+    )
 
 
 def present(household: HouseholdState) -> tuple[str, ...]:
