@@ -498,7 +498,7 @@ class HubApp:
         # noack_take, not take_events: take_events acknowledges a whole batch when a stop
         # cancels it half-delivered (see streaming/batches.py).
         async for events in stream.noack_take(DELIVERY_BATCH, within=DELIVERY_BATCH_WAIT_S):
-            await handle_and_ack(events, self._deliver_safely, stream.ack)
+            await handle_and_ack(events, self._deliver_safely, stream.ack, _position)
 
     async def _deliver_safely(self, event: Any) -> None:
         with as_current(event):
@@ -634,3 +634,9 @@ class HubApp:
             self._quarantine(event, reason, detail, None)
         except Exception:
             log.exception("could not quarantine after a %s failure", stage)
+
+
+def _position(event: Any) -> tuple[Any, int]:
+    """An event's partition and offset, for acknowledging in offset order."""
+    message = event.message
+    return message.tp, int(message.offset)
