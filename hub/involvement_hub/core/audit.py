@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from .alerts import Alert
 from .messages import DeliveryOutcome, DeliveryStatus
@@ -73,10 +74,10 @@ def disclosure_record(decision: Decision, now: dt.datetime) -> DisclosureRecord:
     )
 
 
-def expiry_record(alert: Alert, now: dt.datetime) -> DisclosureRecord:
-    """IG-2 checked again when sending: an alert that expired unsent is a suppression."""
+def _of_alert(alert: Alert, now: dt.datetime, **changes: Any) -> DisclosureRecord:
+    """A record of what delivery does with an alert, from the alert's own fields."""
     agency, _, _ = alert.recipient_id.partition("/")
-    return DisclosureRecord(
+    record = DisclosureRecord(
         decided_at=now,
         event_key=alert.event_key,
         kind=alert.kind,
@@ -92,9 +93,17 @@ def expiry_record(alert: Alert, now: dt.datetime) -> DisclosureRecord:
         lawful_basis=alert.lawful_basis,
         content_level=alert.content_level,
         urgency=alert.urgency,
-        outcome=Outcome.SUPPRESS,
-        suppression=Suppression.ENDED_BEFORE_SEND,
+        outcome=Outcome.SEND,
+        suppression=None,
         alert_id=alert.alert_id,
+    )
+    return replace(record, **changes)
+
+
+def expiry_record(alert: Alert, now: dt.datetime) -> DisclosureRecord:
+    """IG-2 checked again when sending: an alert that expired unsent is a suppression."""
+    return _of_alert(
+        alert, now, outcome=Outcome.SUPPRESS, suppression=Suppression.ENDED_BEFORE_SEND
     )
 
 
@@ -106,26 +115,11 @@ DIGEST_KIND = "DIGEST"
 def copy_record(copy: Alert, now: dt.datetime) -> DisclosureRecord:
     """An out-of-hours copy or an escalation, made by delivery: a disclosure of its own."""
     kind = copy.copy_kind or "copy"
-    agency, _, _ = copy.recipient_id.partition("/")
-    return DisclosureRecord(
-        decided_at=now,
-        event_key=copy.event_key,
-        kind=copy.kind,
-        person_id=copy.person_id or "",
-        about_person_id=copy.about_person_id or "",
-        link=copy.link,
-        recipient_id=copy.recipient_id,
-        recipient_agency=agency,
-        case_ref=copy.case_ref,
+    return _of_alert(
+        copy,
+        now,
         role=COPY_ROLES.get(kind, kind.upper()),
         rule_id=f"delivery:{kind}",
-        policy_version=copy.policy_version,
-        lawful_basis=copy.lawful_basis,
-        content_level=copy.content_level,
-        urgency=copy.urgency,
-        outcome=Outcome.SEND,
-        suppression=None,
-        alert_id=copy.alert_id,
         copy_of=copy.copy_of,
         why=copy.why,
     )
@@ -137,25 +131,13 @@ def digest_record(
     """A digest email: it discloses again, in one email, the alerts it carries (each of
     which has its own record, with its own rule and lawful basis)."""
     first = alerts[0]
-    agency, _, _ = recipient_id.partition("/")
-    return DisclosureRecord(
-        decided_at=now,
+    return _of_alert(
+        replace(first, recipient_id=recipient_id),
+        now,
         event_key=f"digest/{digest_id}",
         kind=DIGEST_KIND,
-        person_id=first.person_id or "",
-        about_person_id=first.about_person_id or "",
-        link=first.link,
-        recipient_id=recipient_id,
-        recipient_agency=agency,
-        case_ref=first.case_ref,
-        role=first.role or "",
         rule_id="delivery:digest",
-        policy_version=first.policy_version,
-        lawful_basis=first.lawful_basis,
         content_level=max((a.content_level for a in alerts), key=_LEVEL_ORDER.index),
-        urgency=first.urgency,
-        outcome=Outcome.SEND,
-        suppression=None,
         alert_id=digest_id,
         includes=tuple(a.alert_id for a in alerts),
         why=f"the recipient's digest of {len(alerts)} ROUTINE alert(s), each audited on its own",
