@@ -127,31 +127,33 @@ def involvement(
     consent: bool | None = None,
     override: bool = False,
 ) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "schema": "Involvement",
-        **_envelope(agency, ref, subject, at),
-        "involvement_id": involvement_id or f"{agency}:{ref}",
-        "change": change,
-        "service": {
-            "service_id": f"{agency}-{category.lower()}",
-            "name": f"{agency} {category.lower().replace('_', ' ')} service",
-            "category": category,
-            "level": "TARGETED",
-        },
-        "practitioner": who,
-        "is_lead": lead,
-        "lawful_basis": "PUBLIC_TASK",
-        "consent_to_share": consent,
-        "started_on": "2026-10-01",
+    """``records.involvement`` on the story's clock, with a service named for its category."""
+    when = T0 + dt.timedelta(minutes=at)
+    record = records.involvement(
+        agency,
+        ref,
+        subject,
+        who,
+        involvement_id=involvement_id or f"{agency}:{ref}",
+        change=change,
+        lead=lead,
+        category=category,
+        consent=consent,
+        at=when,
+    )
+    record["service"] = {
+        "service_id": f"{agency}-{category.lower()}",
+        "name": f"{agency} {category.lower().replace('_', ' ')} service",
+        "category": category,
+        "level": "TARGETED",
     }
     if change == "ENDED":
-        record["ended_on"] = (T0 + dt.timedelta(minutes=at)).date().isoformat()
-        record["end_reason"] = "case closed"
+        record["ended_on"] = when.date().isoformat()
     if override:
         record["safeguarding_override"] = {
             "authorised_by": "DSL-0",
             "reason": "risk of significant harm",
-            "authorised_at": (T0 + dt.timedelta(minutes=at)).isoformat(),
+            "authorised_at": when.isoformat(),
         }
     return record
 
