@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 from involvement_hub.core.content import SHOWN, Shown, shows
 from involvement_hub.core.policy import ContentLevel
 
 
 def test_each_level_shows_what_the_one_before_shows_and_more() -> None:
     levels = list(ContentLevel)
-    for lower, higher in zip(levels, levels[1:], strict=False):
+    for lower, higher in itertools.pairwise(levels):
         assert SHOWN[lower] < SHOWN[higher], (lower, higher)
 
 
