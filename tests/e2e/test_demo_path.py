@@ -170,7 +170,9 @@ def test_hub_demo_runs_end_to_end(hub_settings: Settings) -> None:
     }
     # Then a synthetic population (hub simulate's), all of it routed and none of it
     # quarantined (the summary counts the population's own, after the story's unreadable
-    # message); its emails are at least its alerts (copies and escalations come on top).
+    # message). Emails and alerts differ either way: copies and escalations add emails; a
+    # digest or working-hours preference holds some back, and a child reached through two
+    # links is two routed alerts with one id, one email.
     summary = re.search(
         r"all (\d+) routed: (\d+) alerts, (\d+) emails arrived in the mailbox.*?; "
         r"(\d+) messages quarantined",
@@ -178,7 +180,8 @@ def test_hub_demo_runs_end_to_end(hub_settings: Settings) -> None:
     )
     assert summary, result.stderr[-3000:]
     assert int(summary.group(1)) > 200  # 20 families' setup records and 200 events
-    assert int(summary.group(3)) >= int(summary.group(2)) > 0
+    assert int(summary.group(2)) > 0
+    assert int(summary.group(3)) > 0
     assert int(summary.group(4)) == 0
     population = [m for m in everything if m[RCPT_HEADER] not in story]
     assert any(not is_out_of_hours_copy(m) for m in population)
