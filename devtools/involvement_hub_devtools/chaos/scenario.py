@@ -182,14 +182,22 @@ class Scenario:
             return None
 
     def _pending(self) -> int | None:
+        """Alerts waiting for a retry or a digest, and records still in the ordered stage's
+        reorder buffer (committed, so not lag, but not yet routed: they wait for every
+        ingest partition to be known past them, at most an idle watermark's interval)."""
         try:
-            return int(metric_total(self.worker.metrics(), "hub_delivery_pending"))
+            exposition = self.worker.metrics()
+            return int(
+                metric_total(exposition, "hub_delivery_pending")
+                + metric_total(exposition, "hub_ordered_waiting")
+            )
         except OSError:  # the worker is restarting
             return None
 
     def wait_quiet(self, timeout: float, stable_s: float) -> None:
-        """Until every message is committed, nothing waits for a retry, and the mailbox
-        count has not moved for ``stable_s`` while both held. Raises after ``timeout``."""
+        """Until every message is committed, nothing waits for a retry or in the reorder
+        buffer, and the mailbox count has not moved for ``stable_s`` while all held. Raises
+        after ``timeout``."""
         deadline = time.monotonic() + timeout
         stable_since: float | None = None
         last_count = -1
