@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email
+import functools
 import json
 import re
 from collections import defaultdict
@@ -34,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from involvement_hub.config import load_policy
@@ -282,7 +284,11 @@ class Story:
         version (an address at an agency's domain is not an agency id)."""
         seen = [
             code
-            for code in (*self.settings.agencies, *ENUM_NAMES, policy_version(self.settings))
+            for code in (
+                *self.settings.agencies,
+                *ENUM_NAMES,
+                policy_version(self.settings.policy_file),
+            )
             if re.search(rf"(?<![\w@.-]){re.escape(code)}(?![\w-])", text)
         ]
         assert not seen, f"codes {seen} in {where}"
@@ -320,8 +326,10 @@ ENUM_NAMES = tuple(
 )
 
 
-def policy_version(settings: Settings) -> str:
-    return load_policy(settings.policy_file).version
+@functools.cache
+def policy_version(policy_file: Path) -> str:
+    """Read once per file: the scan asks for it at every email body."""
+    return load_policy(policy_file).version
 
 
 def personal_data(person: dict[str, Any]) -> set[str]:

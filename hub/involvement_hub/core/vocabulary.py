@@ -137,8 +137,9 @@ def parse_vocabulary(data: Mapping[str, Any], origin: str = "vocabulary") -> Voc
         involvement=_words(data, "involvement", set(INVOLVEMENT_KEYS), origin),
         details={
             kind: _detail_keys(keys, f"{origin}: [details.{kind}]")
-            for kind, keys in _table(data, "details", origin).items()
-            if _known(kind, kinds, f"{origin}: [details]")
+            for kind, keys in _checked(
+                _table(data, "details", origin), kinds, origin, "details"
+            ).items()
         },
         reasons=_words(data, "reasons", None, origin),
     )
@@ -151,10 +152,14 @@ def _table(data: Mapping[str, Any], name: str, origin: str) -> Mapping[str, Any]
     return table
 
 
-def _known(code: str, known: set[str] | None, where: str) -> bool:
-    if known is not None and code not in known:
-        raise VocabularyError(f"{where}: '{code}' is not a code the hub knows")
-    return True
+def _checked(
+    table: Mapping[str, Any], known: set[str] | None, origin: str, name: str
+) -> Mapping[str, Any]:
+    """``table`` itself, once every code it names is one the hub knows."""
+    unknown = sorted(set(table) - known) if known is not None else []
+    if unknown:
+        raise VocabularyError(f"{origin}: [{name}]: '{unknown[0]}' is not a code the hub knows")
+    return table
 
 
 def _text(value: Any, where: str) -> str:
@@ -169,8 +174,7 @@ def _words(
     where = f"{origin}: [{name}]"
     return {
         code: _text(words, f"{where} {code}")
-        for code, words in _table(data, name, origin).items()
-        if _known(code, known, where)
+        for code, words in _checked(_table(data, name, origin), known, origin, name).items()
     }
 
 
