@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -159,6 +161,21 @@ def server_tls(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
+def open_sockets_to(port: int) -> list[socket.socket]:
+    """This process's sockets still open to ``port``, found without turning the event loop:
+    a socket whose close waits for a later turn would be missed by any check that awaits."""
+    found = []
+    for obj in gc.get_objects():
+        if isinstance(obj, socket.socket) and obj.fileno() != -1:
+            try:
+                peer = obj.getpeername()
+            except OSError:
+                continue
+            if isinstance(peer, tuple) and peer[1] == port:
+                found.append(obj)
+    return found
+
+
 async def send_with(config: Settings, *messages: Any) -> None:
     mailer = SmtpMailer(config)
     try:
@@ -207,6 +224,9 @@ async def test_starttls_refuses_a_certificate_the_system_cas_do_not_trust(
 
     assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
     assert handler.received == []
+    # Closed when the error is raised, not on some later turn of the loop (which a worker
+    # stopping, or a test ending, never takes): a socket left to the garbage collector.
+    assert open_sockets_to(server.port) == []
 
 
 async def test_an_untrusted_certificate_is_an_insecure_transport(
@@ -228,6 +248,7 @@ async def test_starttls_mode_refuses_a_server_that_does_not_offer_it(
         await send_with(settings(server.port, smtp_security="starttls"), message())
 
     assert handler.received == []
+    assert open_sockets_to(server.port) == []
 
 
 @pytest.mark.parametrize(
@@ -320,6 +341,7 @@ async def test_a_connection_that_fails_to_set_up_is_closed(
     try:
         with pytest.raises(DeliveryError):
             await mailer.send(message())
+        assert open_sockets_to(server.port) == []
         assert await server.wait_all_closed(), "the mailer left a connection open"
     finally:
         await mailer.close()

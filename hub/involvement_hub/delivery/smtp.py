@@ -43,6 +43,9 @@ def _untrusted_certificate(exc: BaseException) -> bool:
     return False
 
 
+_CLOSE_WAIT_S = 1.0
+
+
 class SmtpMailer:
     """A small pool of reusable SMTP connections; ``send`` waits for a free one."""
 
@@ -72,7 +75,7 @@ class SmtpMailer:
                 client = await self._connect()
             errors, _ = await client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            _close(client)
+            await _discard(client)
             codes = [r.code for r in exc.recipients]
             if codes and all(400 <= c < 500 for c in codes):
                 raise TransientDeliveryError(f"recipient deferred ({codes[0]})") from exc
@@ -80,12 +83,12 @@ class SmtpMailer:
                 f"recipient refused ({codes[0] if codes else '?'})"
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            _close(client)
+            await _discard(client)
             if 400 <= exc.code < 500:
                 raise TransientDeliveryError(f"server said {exc.code}") from exc
             raise PermanentDeliveryError(f"server said {exc.code}") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            _close(client)
+            await _discard(client)
             if _untrusted_certificate(exc):
                 # It will not verify on a retry either: a configuration problem (or an
                 # attack) for a person to look at.
@@ -127,9 +130,12 @@ class SmtpMailer:
                 await client.starttls()
             if settings.smtp_username:
                 await client.login(settings.smtp_username, settings.smtp_password.reveal())
-        except BaseException:
+        except Exception:
             # Not yet in the pool, so nothing else would close it: an open socket would leak.
-            client.close()
+            await _discard(client)
+            raise
+        except BaseException:
+            _close(client)
             raise
         return client
 
@@ -150,6 +156,28 @@ def _close(client: aiosmtplib.SMTP | None) -> None:
         # Closing a broken connection may itself fail; the connection is gone anyway.
         with contextlib.suppress(Exception):
             client.close()
+
+
+async def _discard(client: aiosmtplib.SMTP | None) -> None:
+    """Close a connection the pool will not keep, and wait until its socket is closed.
+
+    A transport closes its socket on a later turn of the event loop (after a TLS upgrade
+    fails, asyncio has already asked it to). If the loop stopped first -- a worker shutting
+    down, a test ending -- the socket would stay open until garbage collection. The wait
+    is bounded: a peer that never answers a TLS close costs at most a second.
+    """
+    if client is None:
+        return
+    transport = client.transport
+    _close(client)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _CLOSE_WAIT_S
+    # Neither asyncio nor aiosmtplib offers a public "socket closed" event to wait on.
+    while sock.fileno() != -1 and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
 
 
 async def plain_send_loop(host: str, port: int, messages: list[Message]) -> float:
