@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from involvement_hub.cli.publish import prepare_file, publish_prepared
 from involvement_hub.config import load_config
+from involvement_hub.kafka import io as kafka_io
 from involvement_hub.kafka.admin import group_lag
-from involvement_hub.kafka.client import client_options
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
 
@@ -427,13 +426,10 @@ def _nothing_waits(settings: Settings) -> bool:
 
 
 async def _send_garbage(settings: Settings) -> None:
-    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True, acks="all")
-    await producer.start()
-    try:
-        topic = TopicNames.from_settings(settings).ingest("northshire-police")
-        await producer.send_and_wait(topic, b"this is not an Avro message", key=b"demo")
-    finally:
-        await producer.stop()
+    topic = TopicNames.from_settings(settings).ingest("northshire-police")
+    await kafka_io.publish(
+        settings, [kafka_io.Outgoing(topic, b"this is not an Avro message", b"demo")]
+    )
 
 
 def _wait_for_mail(folder: Path) -> list[Any]:

@@ -31,9 +31,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # noqa: TID251 - tests write and read raw records
 from aiosmtpd.controller import Controller  # noqa: TID251 - tests run their own SMTP servers
-from involvement_hub.cli.queries import read_all
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.audit import DisclosureRecord, delivery_states, emailed
 from involvement_hub.core.delivery_plan import Mode, Preference, derived_id
@@ -42,6 +41,7 @@ from involvement_hub.delivery.settings_files import write_preferences
 from involvement_hub.kafka import wire
 from involvement_hub.kafka.admin import group_lag
 from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.io import read_all
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
 from involvement_hub_devtools.chaos.faults import rewind_group

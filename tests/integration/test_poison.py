@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # noqa: TID251 - tests write and read raw records
 from involvement_hub.cli.publish import Prepared, prepare_lines
 from involvement_hub.config import load_config
 from involvement_hub.kafka.topics import TopicNames

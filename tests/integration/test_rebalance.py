@@ -30,10 +30,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.partitioner import murmur2
-from involvement_hub.cli.queries import read_all
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: TID251 - tests write and read raw records
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: TID251 - tests write and read raw records
+from aiokafka.partitioner import murmur2  # noqa: TID251 - tests write and read raw records
 from involvement_hub.config import load_config
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.delivery_plan import Mode, Preference
@@ -45,6 +44,7 @@ from involvement_hub.delivery.settings_files import write_preferences
 from involvement_hub.kafka import wire
 from involvement_hub.kafka.admin import delete_topics, partitions_of
 from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.io import read_all
 from involvement_hub.kafka.topics import TopicNames, state_changelog
 from involvement_hub.settings import Settings
 from involvement_hub_devtools.chaos.faults import last_outcomes

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from aiokafka import TopicPartition
+from aiokafka import TopicPartition  # noqa: TID251 - tests write and read raw records
 from involvement_hub.config import load_config
 from involvement_hub.delivery.mailer import MemoryMailer
 from involvement_hub.observability.metrics import create_metrics

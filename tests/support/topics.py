@@ -8,14 +8,14 @@ import time
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: TID251 - tests write and read raw records
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: TID251 - tests write and read raw records
 from involvement_hub.cli.publish import PublishReport, prepare_lines, publish_prepared
-from involvement_hub.cli.queries import read_all
 from involvement_hub.config import load_config
 from involvement_hub.core.ordered import APPLIED
 from involvement_hub.kafka.admin import partitions_of
 from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.io import read_all
 from involvement_hub.kafka.topics import TopicNames, state_changelog
 from involvement_hub.settings import Settings
 

@@ -190,7 +190,7 @@ def test_every_kafka_codec_is_installed() -> None:
 
 
 def test_a_missing_codec_stops_the_worker_from_starting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from aiokafka import codec
+    from aiokafka import codec  # noqa: TID251 - tests write and read raw records
 
     monkeypatch.setattr(codec, "has_lz4", lambda: False)
     with pytest.raises(ConfigError, match="lz4"):

@@ -13,7 +13,7 @@ import socket
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError  # noqa: TID251 - tests write and read raw records
 from involvement_hub.cli import publish
 from involvement_hub.cli.publish import LineError, Prepared, Publisher, publish_prepared
 from involvement_hub.errors import PublishError

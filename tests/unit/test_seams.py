@@ -27,6 +27,14 @@ SOURCE_ROOTS = {
 STREAMING = "hub/involvement_hub/streaming/"
 CEILING = "devtools/involvement_hub_devtools/bench/ceiling.py"  # the bare Faust stages
 SMTP = "hub/involvement_hub/delivery/smtp.py"
+KAFKA = "hub/involvement_hub/kafka/"
+PUBLISHER = "producers/involvement_hub_producer/publisher.py"
+# Development tools that measure or break Kafka itself: the raw aiokafka baselines, the
+# load and state generators, and the fault harness's hostile producer and group rewinds.
+KAFKA_TOOLS = (
+    "devtools/involvement_hub_devtools/bench/",
+    "devtools/involvement_hub_devtools/chaos/",
+)
 CODEC = "producers/involvement_hub_producer/codec.py"
 MAILBOX = "devtools/involvement_hub_devtools/mailbox.py"
 SETTINGS = "hub/involvement_hub/settings.py"
@@ -37,6 +45,7 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "faust": (STREAMING, CEILING),
     "mode": (STREAMING, CEILING),  # faust's service framework: the same seam
     "aiosmtplib": (SMTP,),
+    "aiokafka": (KAFKA, PUBLISHER, *KAFKA_TOOLS),
     "fastavro": (CODEC,),
     "aiosmtpd": (MAILBOX,),
 }

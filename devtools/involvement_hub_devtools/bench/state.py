@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # noqa: TID251 - the baselines measure aiokafka itself
 from involvement_hub.core.family import (
     RELATIONSHIP,
     Edge,

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from involvement_hub.cli.queries import read_all
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: TID251 - faults are injected below the hub's clients
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: TID251 - faults are injected below the hub's clients
 from involvement_hub.core.messages import DeliveryOutcome
 from involvement_hub.kafka import wire
 from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.io import read_values
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
 
@@ -114,8 +114,8 @@ async def last_outcomes(settings: Settings) -> dict[str, str]:
     """Each alert's last delivery status on ``hub.delivery`` (an alert's outcomes share a
     partition, so the last one read is the last one written)."""
     last: dict[str, str] = {}
-    for record in await read_all(settings, TopicNames.from_settings(settings).delivery):
-        outcome = wire.loads(DeliveryOutcome, record.value)
+    for value in await read_values(settings, TopicNames.from_settings(settings).delivery):
+        outcome = wire.loads(DeliveryOutcome, value)
         last[outcome.alert_id] = outcome.status
     return last
 

@@ -15,16 +15,11 @@ after it; ``--from-start`` goes over everything again.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
-
-from involvement_hub.kafka.admin import partitions_of
-from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.io import Outgoing, commit_positions, publish, read_to_end
 from involvement_hub.kafka.quarantine_note import KEPT, Header
 from involvement_hub.kafka.topics import TopicNames
 from involvement_hub.settings import Settings
@@ -60,43 +55,24 @@ def replay_group(settings: Settings) -> str:
     return f"{settings.app_id}-quarantine-replay"
 
 
-async def read(
-    settings: Settings, *, from_start: bool
-) -> tuple[list[Quarantined], dict[TopicPartition, int]]:
+async def read(settings: Settings, *, from_start: bool) -> tuple[list[Quarantined], dict[int, int]]:
     """Quarantined messages (after the last replay unless ``from_start``), and the end
-    offsets read to."""
+    offset read to in each partition."""
     topic = TopicNames.from_settings(settings).quarantine
-    tps = await partitions_of(settings, [topic])
-    if not tps:
-        return [], {}
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
-        group_id=replay_group(settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        client_id=f"hub-quarantine-{uuid.uuid4().hex[:6]}",
+    records, ends = await read_to_end(
+        settings, topic, group=replay_group(settings), from_start=from_start
     )
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        if from_start:
-            await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        found: list[Quarantined] = []
-        remaining = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                for r in records:
-                    if r.offset < ends[tp]:
-                        headers = {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())}
-                        found.append(Quarantined(r.offset, tp.partition, r.key, r.value, headers))
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return found, ends
-    finally:
-        await consumer.stop()
+    found = [
+        Quarantined(
+            r.offset,
+            r.partition,
+            r.key,
+            r.value,
+            {k: v.decode("utf-8", "replace") for k, v in r.headers},
+        )
+        for r in records
+    ]
+    return found, ends
 
 
 def summary(messages: list[Quarantined], names: TopicNames) -> str:
@@ -116,7 +92,7 @@ def summary(messages: list[Quarantined], names: TopicNames) -> str:
 async def replay(
     settings: Settings,
     messages: list[Quarantined],
-    ends: dict[TopicPartition, int],
+    ends: dict[int, int],
     *,
     reason: str | None,
     agency: str | None,
@@ -132,29 +108,25 @@ async def replay(
         and (reason is None or m.reason == reason)
         and (agency is None or m.agency(names) == agency)
     ]
-    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True, acks="all")
-    await producer.start()
-    try:
-        stamp = dt.datetime.now(dt.UTC).isoformat().encode()
-        futures = [
-            await producer.send(
+    stamp = dt.datetime.now(dt.UTC).isoformat().encode()
+    await publish(
+        settings,
+        (
+            Outgoing(
                 m.source_topic,
-                value=m.value,
-                key=m.key,
-                headers=[
+                m.value,
+                m.key,
+                (
                     (
                         Header.REPLAYED_FROM,
                         f"{names.quarantine}[{m.partition}]@{m.offset}".encode(),
                     ),
                     (Header.REPLAYED_AT, stamp),
-                ],
+                ),
             )
             for m in chosen
-        ]
-        for future in futures:
-            await future
-    finally:
-        await producer.stop()
+        ),
+    )
     # Remember how far the replay got, but never past a message its filters left out: a
     # later replay with other filters must still find it. (A note without the message can
     # never be replayed, so it holds nothing back.)
@@ -162,24 +134,9 @@ async def replay(
     picked = {(m.partition, m.offset) for m in chosen}
     for m in messages:
         if m.replayable and (m.partition, m.offset) not in picked:
-            tp = TopicPartition(names.quarantine, m.partition)
-            marks[tp] = min(marks.get(tp, m.offset), m.offset)
-    await _remember(settings, marks)
+            marks[m.partition] = min(marks.get(m.partition, m.offset), m.offset)
+    await commit_positions(settings, names.quarantine, replay_group(settings), marks)
     progress(
         f"replayed {len(chosen)} of {len(messages)} quarantined messages to their source topics"
     )
     return len(chosen)
-
-
-async def _remember(settings: Settings, ends: dict[TopicPartition, int]) -> None:
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
-        group_id=replay_group(settings),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(ends))
-        await consumer.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
-    finally:
-        await consumer.stop()

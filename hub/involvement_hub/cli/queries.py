@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 
 from involvement_hub.core.audit import DisclosureRecord
 from involvement_hub.core.family import PersonState
@@ -34,45 +29,9 @@ from involvement_hub.core.resolver import (
 )
 from involvement_hub.errors import QueryError
 from involvement_hub.kafka import wire
-from involvement_hub.kafka.admin import partitions_of
-from involvement_hub.kafka.client import client_options
+from involvement_hub.kafka.io import read_all, read_values
 from involvement_hub.kafka.topics import TopicNames, state_changelog
 from involvement_hub.settings import Settings
-
-
-async def read_all(settings: Settings, topic: str) -> list[Any]:
-    """Every record of ``topic`` from its start to its end as of now."""
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        client_id=f"hub-query-{uuid.uuid4().hex[:6]}",
-    )
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        raise QueryError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
-    try:
-        tps = await partitions_of(settings, [topic])
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, items in batch.items():
-                records.extend(items)
-                if items and items[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def table_snapshot(settings: Settings, part: str) -> dict[str, bytes]:
@@ -86,6 +45,8 @@ async def table_snapshots(settings: Settings, *parts: str) -> dict[str, dict[str
     prefixes = {part: part_key(part, "") for part in parts}
     latest: dict[str, dict[str, bytes]] = {part: {} for part in parts}
     for record in await read_all(settings, state_changelog(settings)):
+        if record.key is None:
+            continue
         key = json.loads(record.key)
         for part, prefix in prefixes.items():
             if key.startswith(prefix):
@@ -140,7 +101,7 @@ async def team_view(settings: Settings, identifier: str) -> TeamView:
 
 async def identity_log(settings: Settings) -> list[IdentityLogRecord]:
     topic = TopicNames.from_settings(settings).identity_log
-    return [wire.loads(IdentityLogRecord, r.value) for r in await read_all(settings, topic)]
+    return [wire.loads(IdentityLogRecord, v) for v in await read_values(settings, topic)]
 
 
 def former_ids(person_id: str, log: list[IdentityLogRecord]) -> set[str]:
@@ -267,14 +228,14 @@ async def open_candidate_views(settings: Settings) -> list[CandidateView]:
 
 async def disclosures(settings: Settings) -> Iterator[DisclosureRecord]:
     topic = TopicNames.from_settings(settings).audit
-    records = await read_all(settings, topic)
-    return (wire.loads(DisclosureRecord, r.value) for r in records)
+    values = await read_values(settings, topic)
+    return (wire.loads(DisclosureRecord, v) for v in values)
 
 
 async def delivery_outcomes(settings: Settings) -> list[DeliveryOutcome]:
     """Everything hub.delivery holds, in the order it was written."""
     topic = TopicNames.from_settings(settings).delivery
-    return [wire.loads(DeliveryOutcome, r.value) for r in await read_all(settings, topic)]
+    return [wire.loads(DeliveryOutcome, v) for v in await read_values(settings, topic)]
 
 
 async def delivery_history(settings: Settings, alert_id: str) -> list[DeliveryOutcome]:

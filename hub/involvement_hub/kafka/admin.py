@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.client import AIOKafkaClient, CoordinationType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.protocol.api import Request, RequestStruct, Response
-from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: TID251 - this package is the Kafka seam
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: TID251 - this package is the Kafka seam
+from aiokafka.client import AIOKafkaClient, CoordinationType  # noqa: TID251 - this package is the Kafka seam
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: TID251 - this package is the Kafka seam
+from aiokafka.protocol.api import Request, RequestStruct, Response  # noqa: TID251 - this package is the Kafka seam
+from aiokafka.protocol.types import Array, Int16, Int32, Schema, String  # noqa: TID251 - this package is the Kafka seam
 
 from involvement_hub.errors import HubError
 from involvement_hub.kafka.client import client_options

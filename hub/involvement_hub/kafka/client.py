@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from aiokafka import codec
+from aiokafka import codec  # noqa: TID251 - this package is the Kafka seam
 
 from involvement_hub.errors import ConfigError
 from involvement_hub.settings import Settings

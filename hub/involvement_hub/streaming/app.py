@@ -65,7 +65,7 @@ from involvement_hub.delivery.mailer import Mailer
 from involvement_hub.delivery.service import Deliverer, Stores, handle
 from involvement_hub.delivery.settings_files import PlanSource
 from involvement_hub.errors import OversizeMessage
-from involvement_hub.kafka import wire
+from involvement_hub.kafka import unreadable, wire
 from involvement_hub.kafka.quarantine_note import (
     Source,
     note_for,
@@ -81,7 +81,6 @@ from involvement_hub.kafka.topics import (
 from involvement_hub.limits import PRODUCE_LIMIT_BYTES, check_fits
 from involvement_hub.observability.metrics import HubMetrics
 from involvement_hub.settings import Settings
-from involvement_hub.streaming import unreadable
 from involvement_hub.streaming.acknowledged import Acknowledged, TrackedTable
 from involvement_hub.streaming.batches import handle_and_ack
 from involvement_hub.streaming.consumer_state import (

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from aiokafka.consumer.fetcher import PartitionRecords
+from aiokafka.consumer.fetcher import PartitionRecords  # noqa: TID251 - this package is the Kafka seam
 
 log = logging.getLogger(__name__)
 
