@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from involvement_hub.config import load_policy, load_rules
+from involvement_hub.core.catch_up import WHY as CATCH_UP_WHY
 from involvement_hub.core.family import PersonState
 from involvement_hub.core.messages import PersonEvent
 from involvement_hub.core.model import (
@@ -498,15 +499,19 @@ def test_no_history_sends_against_ig2_or_ig3_and_every_decision_is_audited(
         result = on_person_message(message, state, context)
         assert result.state is not None
         after = result.state.team
-        # IG-5: one audit record per decision, sends and suppressions alike.
+        # IG-5: one audit record per decision, sends and suppressions alike. A send names
+        # the email: its own alert, or the catch-up email that tells of it.
         assert len(result.audit) == len(result.decisions)
+        catch_ups = {e.alert_id: a.alert_id for a in result.alerts for e in a.earlier}
         assert [(r.recipient_id, r.outcome, r.alert_id) for r in result.audit] == [
             (
                 d.recipient.recipient_id,
                 d.outcome.value,
-                d.alert_id if d.outcome is Outcome.SEND else None,
+                (catch_ups[d.alert_id] if r.why == CATCH_UP_WHY else d.alert_id)
+                if d.outcome is Outcome.SEND
+                else None,
             )
-            for d in result.decisions
+            for d, r in zip(result.decisions, result.audit, strict=True)
         ]
         personal = {*CHILD_PERSONAL_DATA, event.envelope.subject.given_name or "?"}
         if isinstance(event, InvolvementEvent):

@@ -34,7 +34,7 @@ from .policy import ContentLevel, Link, RecipientRole
 from .routing import Decision, Outcome
 from .team import Team, TeamMember, involvement_key
 
-_LINK_PHRASE = {
+LINK_PHRASE = {
     Link.SELF: "about the child",
     Link.PARENT: "about a parent of the child",
     Link.CHILD: "about a child of this person",
@@ -98,6 +98,24 @@ class ChildRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Earlier:
+    """One event a catch-up email tells of: what the alert for it would have said, within
+    its own content level (fields its level does not show are None or empty)."""
+
+    alert_id: str  # the alert this event would have been, had the link been known
+    event_key: str
+    kind: str
+    occurred_at: dt.datetime
+    urgency: Urgency
+    content_level: ContentLevel
+    link: Link
+    source_agency: str | None = None
+    source_ref: str | None = None
+    next_step: str | None = None
+    details: tuple[Detail, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     alert_id: str
     event_key: str
@@ -147,6 +165,9 @@ class Alert:
     recipient_shareable: bool = True
     owner: Contact | None = None  # a copy: the practitioner whose alert it copies
     details: tuple[Detail, ...] = ()  # SUMMARY: what the event says, as keys and values
+    # A catch-up on a late link: the earlier events this one email tells of, oldest first
+    # (the fields above that describe one event are then those of the most urgent).
+    earlier: tuple[Earlier, ...] = ()
 
     def expired(self, now: dt.datetime) -> bool:
         """IG-2, checked again when sending: is the recipient past their grace period?"""
@@ -203,7 +224,7 @@ def build_alert(
         occurred_at=event.envelope.occurred_at,
         source_agency=source.agency_id if shows(level, Shown.WHAT) else None,
         link=decision.link,
-        why=f"{_ROLE_PHRASE[decision.role]}; this update is {_LINK_PHRASE[decision.link]}",
+        why=f"{_ROLE_PHRASE[decision.role]}; this update is {LINK_PHRASE[decision.link]}",
         rule_id=decision.rule_id,
         policy_version=decision.policy_version,
         lawful_basis=decision.lawful_basis,
@@ -228,6 +249,61 @@ def _own_refs(member: TeamMember) -> tuple[Identifier, ...]:
     return tuple(i for i in member.person_refs if i.scheme in LOCAL_SCHEMES)
 
 
+_LEVELS = (ContentLevel.EMPTY, ContentLevel.REFERENCE, ContentLevel.SUMMARY)
+_URGENCIES = (Urgency.ROUTINE, Urgency.PRIORITY, Urgency.URGENT)
+
+
+def catch_up_id(trigger: str, recipient_id: str, case_ref: str) -> str:
+    return derived_id("catch-up", trigger, recipient_id, case_ref)
+
+
+def catch_up_alert(items: Sequence[Alert], trigger: str) -> Alert:
+    """One email for one recipient and case, telling of the earlier events in ``items``
+    (each built by :func:`build_alert` from its own SEND decision, so within its own
+    content level). As urgent as the most urgent of them; the parts that are not about one
+    event (the team) are shown as far as the most restrictive level allows."""
+    ordered = sorted(items, key=lambda a: (a.occurred_at, a.event_key))
+    first = ordered[0]
+    main = max(ordered, key=lambda a: (_URGENCIES.index(a.urgency), a.occurred_at))
+    level = min((a.content_level for a in ordered), key=_LEVELS.index)
+    children: dict[tuple[Identifier, ...], ChildRef] = {}
+    for a in ordered:
+        for child in a.children:
+            children.setdefault(child.refs, child)
+    limits = [a.send_by for a in ordered if a.send_by is not None]
+    role = RecipientRole(first.role) if first.role else RecipientRole.TEAM_MEMBER
+    return replace(
+        main,
+        alert_id=catch_up_id(trigger, first.recipient_id, first.case_ref),
+        event_key=f"catch-up/{trigger}",
+        content_level=level,
+        why=f"{_ROLE_PHRASE[role]}; you were linked to this child after these were recorded",
+        details=(),
+        next_step=None,
+        source_ref=None,
+        team=main.team if shows(level, Shown.TEAM) else (),
+        children=tuple(children.values()),
+        send_by=min(limits) if limits else None,
+        also_told=(),
+        earlier=tuple(
+            Earlier(
+                alert_id=a.alert_id,
+                event_key=a.event_key,
+                kind=a.kind,
+                occurred_at=a.occurred_at,
+                urgency=a.urgency,
+                content_level=a.content_level,
+                link=a.link,
+                source_agency=a.source_agency,
+                source_ref=a.source_ref,
+                next_step=a.next_step,
+                details=a.details,
+            )
+            for a in ordered
+        ),
+    )
+
+
 def compose(
     alerts: Sequence[Alert], audit: Sequence[Any]
 ) -> tuple[tuple[Alert, ...], tuple[Any, ...]]:
@@ -237,7 +313,10 @@ def compose(
     recipient's and the case's, so before this the outbox sent the first child's alert and
     dropped the others' as duplicates); their disclosure records name it."""
     groups: dict[tuple[str, str, str], list[Alert]] = {}
+    catch_ups = [a for a in alerts if a.earlier]
     for alert in alerts:
+        if alert.earlier:
+            continue  # made whole where it was built; tells of other events than this one
         groups.setdefault((alert.event_key, alert.recipient_id, alert.case_ref), []).append(alert)
     merged: list[Alert] = []
     renamed: dict[str, str] = {}
@@ -287,7 +366,7 @@ def compose(
         if shows(a.content_level, Shown.ALSO_TOLD)
         else a
         for a in merged
-    )
+    ) + tuple(catch_ups)
     records = tuple(
         replace(r, alert_id=renamed.get(r.alert_id, r.alert_id)) if r.alert_id else r for r in audit
     )

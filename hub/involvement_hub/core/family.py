@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 from .model import (
+    Event,
     Practitioner,
     RelationshipKind,
     RelationshipToSubject,
@@ -104,6 +105,27 @@ class Subscription:
 
 
 @dataclass(frozen=True, slots=True)
+class Recent:
+    """An event this person's team was asked about, kept for catch-up on late links
+    (``core.catch_up``). The event is kept without its subject: no name, date of birth,
+    address or identifier of anyone."""
+
+    event: Event
+    about_person_id: str  # whom the event is about (this person, for SELF)
+    link: Link  # what that person is to this one
+    ingested_at: dt.datetime
+
+    @property
+    def key(self) -> tuple[dt.datetime, str, str, Link]:
+        return (
+            self.event.envelope.occurred_at,
+            self.event.envelope.key,
+            self.about_person_id,
+            self.link,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PersonState:
     person_id: str
     team: Team
@@ -113,6 +135,8 @@ class PersonState:
     # Set when this person was merged into another: messages still on their way here are
     # passed on to the survivor instead of bringing a ghost back.
     merged_into: str | None = None
+    # Recent events, oldest first, within the policy's longest catch-up window.
+    recent: tuple[Recent, ...] = ()
 
     @classmethod
     def empty(cls, person_id: str) -> PersonState:
@@ -220,4 +244,9 @@ def merge_states(into: PersonState, other: PersonState) -> PersonState:
         mine = subscriptions.get(subscription.key)
         if mine is None or subscription.version > mine.version:
             subscriptions[subscription.key] = subscription
-    return replace(result, subscriptions=tuple(sorted(subscriptions.values(), key=lambda s: s.key)))
+    recent = {r.key: r for r in (*result.recent, *other.recent)}
+    return replace(
+        result,
+        subscriptions=tuple(sorted(subscriptions.values(), key=lambda s: s.key)),
+        recent=tuple(recent[k] for k in sorted(recent)),
+    )

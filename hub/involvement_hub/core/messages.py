@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .alerts import Alert
-from .family import Edge, PersonState, Stamp
+from .family import Edge, PersonState, Recent, Stamp
 from .model import Event
 from .policy import Link
 
@@ -140,8 +140,20 @@ class RenameNeighbour:
     into_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """-> a person newly linked to ``from_id``: the recent events about ``from_id`` that
+    now reach this person's team, and had reached it through no link before (catch-up on
+    late links). ``trigger``: what formed the link, for the catch-up email's id."""
+
+    person_id: str
+    from_id: str
+    items: tuple[Recent, ...]
+    trigger: str
+
+
 PersonMessage = (
-    PersonEvent | FanOut | EdgeUpdate | SetHousehold | Merge | Handover | RenameNeighbour
+    PersonEvent | FanOut | CatchUp | EdgeUpdate | SetHousehold | Merge | Handover | RenameNeighbour
 )
 
 

@@ -33,6 +33,7 @@ from .family import PersonState
 from .household import HouseholdState, on_household_message
 from .identity import InvalidIdentifier
 from .messages import (
+    CatchUp,
     FanOut,
     Forwarded,
     HouseholdMessage,
@@ -224,7 +225,7 @@ def decide(message: ToResolve | StewardDecision, world: World, settings: Setting
     routing_queue: deque[tuple[str, PersonMessage]] = deque()
 
     def enqueue_person(key: str, forwarded: PersonMessage) -> None:
-        if isinstance(forwarded, PersonEvent | FanOut):
+        if isinstance(forwarded, PersonEvent | FanOut | CatchUp):
             routing_queue.append((key, forwarded))
         else:
             state_queue.append(("person", (key, forwarded)))
@@ -374,6 +375,7 @@ def worth_keeping(state: PersonState) -> bool:
         or state.household
         or state.subscriptions
         or state.merged_into
+        or state.recent
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
+from . import catch_up
 from .alerts import Alert, build_alert
 from .audit import DisclosureRecord, disclosure_record
 from .family import (
@@ -29,6 +30,7 @@ from .family import (
     set_subscription,
 )
 from .messages import (
+    CatchUp,
     EdgeUpdate,
     FanOut,
     Handover,
@@ -118,18 +120,23 @@ def on_person_message(
         return PersonStep(state=redirect, forward=((message.into_id, handover),))
 
     if isinstance(message, Handover):
-        return _absorb(message, state)
+        return _absorb(message, state, ctx)
     person_id = message.person_id
     current = state or PersonState.empty(person_id)
     if isinstance(message, RenameNeighbour):
         return PersonStep(state=rename_other(current, message.from_id, message.into_id))
     if isinstance(message, EdgeUpdate):
-        return PersonStep(state=set_edge(current, message.edge))
+        linked = set_edge(current, message.edge)
+        # A link just formed: this person's recent events may now reach the other's team.
+        offered = catch_up.offers(current, linked, ctx.policy, message.edge.version[1])
+        return PersonStep(state=linked, forward=tuple(offered))
     if isinstance(message, SetHousehold):
         return _move(current, message)
     current = replace(current, team=prune(current.team, ctx.now, ctx.retention))
     if isinstance(message, FanOut):
         return _fan_out_arrives(message, current, ctx)
+    if isinstance(message, CatchUp):
+        return _catch_up_arrives(message, current, ctx)
     return _event(message, current, ctx)
 
 
@@ -143,9 +150,18 @@ def _redirect(message: PersonMessage, into: str) -> tuple[str, PersonMessage] | 
     return into, redirected
 
 
-def _absorb(message: Handover, state: PersonState | None) -> PersonStep:
+def _absorb(message: Handover, state: PersonState | None, ctx: Context) -> PersonStep:
     into = state or PersonState.empty(message.into_id)
     handed = rename_other(message.state, message.from_id, message.into_id)
+    handed = replace(
+        handed,
+        recent=tuple(
+            replace(r, about_person_id=message.into_id)
+            if r.about_person_id == message.from_id
+            else r
+            for r in handed.recent
+        ),
+    )
     merged = rename_other(merge_states(into, handed), message.from_id, message.into_id)
     forward: list[tuple[str, PersonMessage]] = [
         (other, RenameNeighbour(other, message.from_id, message.into_id))
@@ -156,7 +172,34 @@ def _absorb(message: Handover, state: PersonState | None) -> PersonStep:
     if message.state.household is not None and message.state.household.uprn:
         uprn = message.state.household.uprn
         households.append((uprn, HouseholdRename(uprn, message.from_id, message.into_id)))
-    return PersonStep(state=merged, forward=tuple(forward), households=tuple(households))
+    # Each record's team is caught up on the other record's recent events.
+    trigger = f"merge/{message.from_id}/{message.into_id}"
+    decisions: list[Decision] = []
+    alerts: list[Alert] = []
+    audit: list[DisclosureRecord] = []
+    for told_of, already in ((handed.recent, handed.team), (into.recent, into.team)):
+        newly = catch_up.joiners(already, merged.team)
+        if told_of and newly:
+            d, a, r = catch_up.tell(
+                told_of,
+                state=merged,
+                policy=ctx.policy,
+                rules=ctx.rules,
+                now=ctx.now,
+                only=newly,
+                trigger=trigger,
+            )
+            decisions += d
+            alerts += a
+            audit += r
+    return PersonStep(
+        state=merged,
+        decisions=tuple(decisions),
+        alerts=tuple(alerts),
+        audit=tuple(audit),
+        forward=tuple(forward),
+        households=tuple(households),
+    )
 
 
 def _move(state: PersonState, message: SetHousehold) -> PersonStep:
@@ -202,8 +245,37 @@ def _event(message: PersonEvent, state: PersonState, ctx: Context) -> PersonStep
     state, forward, households = _family_facts(message, state, stamp)
     decisions = _route(event, person_id, person_id, Link.SELF, before, state, ctx)
     forward.extend(_fan_out(event, before, state, ctx, message))
-    return _step(
+    # Catch-up on late links: new members of the team hear of the child's recent events;
+    # persons newly linked to this one, of this person's (this event itself travels above).
+    newly = catch_up.joiners(before.team, state.team)
+    caught: tuple[tuple[Decision, ...], tuple[Alert, ...], tuple[DisclosureRecord, ...]] = (
+        (),
+        (),
+        (),
+    )
+    if newly and state.recent:
+        caught = catch_up.tell(
+            state.recent,
+            state=state,
+            policy=ctx.policy,
+            rules=ctx.rules,
+            now=ctx.now,
+            only=newly,
+            trigger=event.envelope.key,
+            ingested_at=message.ingested_at,
+        )
+    forward.extend(catch_up.offers(before, state, ctx.policy, event.envelope.key))
+    state = catch_up.remember(
+        state, event, person_id, Link.SELF, message.ingested_at, ctx.policy, ctx.now
+    )
+    step = _step(
         state, event, decisions, ctx, message.ingested_at, forward, households, before.team
+    )
+    return replace(
+        step,
+        decisions=step.decisions + caught[0],
+        alerts=step.alerts + caught[1],
+        audit=step.audit + caught[2],
     )
 
 
@@ -319,7 +391,32 @@ def _fan_out_arrives(message: FanOut, state: PersonState, ctx: Context) -> Perso
                 message.ingested_at,
             )
             forward.append((child, onward))
+    if message.route:
+        state = catch_up.remember(
+            state,
+            message.event,
+            message.about_person_id,
+            message.link,
+            message.ingested_at,
+            ctx.policy,
+            ctx.now,
+        )
     return _step(state, message.event, decisions, ctx, message.ingested_at, forward, [])
+
+
+def _catch_up_arrives(message: CatchUp, state: PersonState, ctx: Context) -> PersonStep:
+    """Recent events about a person newly linked to this one: this team is told of them."""
+    decisions, alerts, audit = catch_up.tell(
+        message.items,
+        state=state,
+        policy=ctx.policy,
+        rules=ctx.rules,
+        now=ctx.now,
+        only=None,
+        trigger=f"link/{message.trigger}/{message.from_id}",
+    )
+    state = catch_up.remember_all(state, message.items, ctx.policy, ctx.now)
+    return PersonStep(state=state, decisions=decisions, alerts=alerts, audit=audit)
 
 
 def _route(

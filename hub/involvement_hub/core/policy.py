@@ -89,6 +89,10 @@ class KindPolicy:
     fan_out: frozenset[Link]
     # What the recipient might do next, in plain words (shown from REFERENCE up).
     next_step: str | None = None
+    # Catch-up on late links: a recipient linked to the child after an event of this kind
+    # (a lead joining, a family link or household recorded, two records merged) is told of
+    # it if it happened at most this many days before the link formed. 0: never.
+    catch_up_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,15 @@ class Policy:
 
     def for_kind(self, kind: str) -> KindPolicy | None:
         return self.kinds.get(kind)
+
+    def catch_up(self, kind: str) -> dt.timedelta:
+        """How far back a late link catches up on events of ``kind`` (zero: not at all)."""
+        entry = self.kinds.get(kind)
+        return dt.timedelta(days=entry.catch_up_days if entry is not None else 0)
+
+    @property
+    def longest_catch_up(self) -> dt.timedelta:
+        return max((self.catch_up(k) for k in self.kinds), default=dt.timedelta(0))
 
 
 def parse_policy(data: Mapping[str, Any], origin: str = "policy") -> Policy:
@@ -138,6 +151,7 @@ _KIND_KEYS = {
     "urgency",
     "fan_out",
     "next_step",
+    "catch_up_days",
 }
 
 
@@ -169,7 +183,17 @@ def _kind(kind: str, entry: Any, where: str) -> KindPolicy:
             for r in _list(entry.get("fan_out", []), where, "fan_out")
         ),
         next_step=_text(entry.get("next_step"), where, "next_step"),
+        catch_up_days=_days(entry.get("catch_up_days", 0), where, "catch_up_days"),
     )
+
+
+MAX_CATCH_UP_DAYS = 90
+
+
+def _days(value: Any, where: str, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CATCH_UP_DAYS:
+        raise PolicyError(f"{where}: '{key}' must be a whole number 0-{MAX_CATCH_UP_DAYS}")
+    return value
 
 
 def _text(value: Any, where: str, key: str) -> str | None:

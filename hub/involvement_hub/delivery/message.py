@@ -25,9 +25,10 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from involvement_hub.core.alerts import Alert, Contact
+from involvement_hub.core.alerts import LINK_PHRASE, Alert, Contact, Earlier
 from involvement_hub.core.content import Shown, shows
 from involvement_hub.core.model import Identifier, Urgency
+from involvement_hub.core.policy import Link
 from involvement_hub.core.vocabulary import Vocabulary, readable
 
 LONDON = ZoneInfo("Europe/London")
@@ -44,6 +45,8 @@ def subject(alert: Alert) -> str:
         return f"[ESCALATED {alert.urgency.value}] Involvement hub: an alert could not be delivered"
     if alert.copy_kind == "out_of_hours":
         return f"[{alert.urgency.value}] Involvement hub: out-of-hours copy of an update"
+    if alert.earlier:
+        return f"[{alert.urgency.value}] Involvement hub: catch-up on one of your cases"
     return f"[{alert.urgency.value}] Involvement hub: update on one of your cases"
 
 
@@ -114,25 +117,15 @@ def body(alert: Alert, words: Vocabulary = PLAIN, zone: ZoneInfo = LONDON) -> Bo
     if alert.owner is not None:
         rows.append(("Lead practitioner", _contact_line(alert.owner, words)))
     rows.append(("Urgency", _URGENCY_WORDS[alert.urgency]))
-    if shows(level, Shown.WHAT) and alert.source_agency:
-        rows.append(("What happened", words.kind(alert.kind)))
-    if shows(level, Shown.WHEN):
-        rows.append(("When", local_time(alert.occurred_at, zone)))
-    if shows(level, Shown.REPORTED_BY) and alert.source_agency:
-        reported = words.agency(alert.source_agency)
-        if alert.source_ref:
-            reported += f", their reference {alert.source_ref}"
-        rows.append(("Reported by", reported))
-        contact = words.agency_contact(alert.source_agency)
-        if contact:
-            rows.append(("To ask them about it", contact))
-    if shows(level, Shown.NEXT_STEP) and alert.next_step:
-        rows.append(("Suggested next step", alert.next_step))
-    if shows(level, Shown.DETAILS):
-        detail_lines = _detail_lines(alert, words)
-        if detail_lines:
-            heading = "What changed" if alert.kind == "INVOLVEMENT_UPDATED" else "Details"
-            sections.append((heading, detail_lines))
+    if alert.earlier:
+        sections.append(
+            (
+                "Recorded before you were linked to this child",
+                tuple(_earlier_line(e, words, zone) for e in alert.earlier),
+            )
+        )
+    else:
+        _event_parts(alert, words, zone, rows, sections)
     if shows(level, Shown.ALSO_TOLD) and alert.also_told:
         sections.append(
             (
@@ -157,6 +150,63 @@ def body(alert: Alert, words: Vocabulary = PLAIN, zone: ZoneInfo = LONDON) -> Bo
         + (f"; shared for {words.lawful_basis(alert.lawful_basis)}" if not copy else ""),
         alert_id=alert.alert_id,
     )
+
+
+def _event_parts(
+    alert: Alert,
+    words: Vocabulary,
+    zone: ZoneInfo,
+    rows: list[tuple[str, str]],
+    sections: list[tuple[str, tuple[str, ...]]],
+) -> None:
+    """What one event says: what, when, who reported it, the next step, its details."""
+    level = alert.content_level
+    if shows(level, Shown.WHAT) and alert.source_agency:
+        rows.append(("What happened", words.kind(alert.kind)))
+    if shows(level, Shown.WHEN):
+        rows.append(("When", local_time(alert.occurred_at, zone)))
+    if shows(level, Shown.REPORTED_BY) and alert.source_agency:
+        reported = words.agency(alert.source_agency)
+        if alert.source_ref:
+            reported += f", their reference {alert.source_ref}"
+        rows.append(("Reported by", reported))
+        contact = words.agency_contact(alert.source_agency)
+        if contact:
+            rows.append(("To ask them about it", contact))
+    if shows(level, Shown.NEXT_STEP) and alert.next_step:
+        rows.append(("Suggested next step", alert.next_step))
+    if shows(level, Shown.DETAILS):
+        detail_lines = _detail_lines(alert, words)
+        if detail_lines:
+            heading = "What changed" if alert.kind == "INVOLVEMENT_UPDATED" else "Details"
+            sections.append((heading, detail_lines))
+
+
+def _earlier_line(e: Earlier, words: Vocabulary, zone: ZoneInfo) -> str:
+    """One earlier event of a catch-up, within its own content level."""
+    level = e.content_level
+    what = words.kind(e.kind) if shows(level, Shown.WHAT) and e.source_agency else "An update"
+    parts = [f"{what} ({_URGENCY_WORDS[e.urgency]})"]
+    if shows(level, Shown.WHEN):
+        parts[0] += f", {local_time(e.occurred_at, zone)}"
+    if e.link is not Link.SELF:
+        parts.append(LINK_PHRASE[e.link])
+    if shows(level, Shown.REPORTED_BY) and e.source_agency:
+        reported = f"reported by {words.agency(e.source_agency)}"
+        if e.source_ref:
+            reported += f", their reference {e.source_ref}"
+        contact = words.agency_contact(e.source_agency)
+        if contact:
+            reported += f" (to ask them: {contact})"
+        parts.append(reported)
+    if shows(level, Shown.DETAILS):
+        for d in e.details:
+            shown = _detail(e.kind, d.key, d.value, words)
+            if shown is not None:
+                parts.append(f"{shown[0]}: {shown[1]}")
+    if shows(level, Shown.NEXT_STEP) and e.next_step:
+        parts.append(f"suggested next step: {e.next_step}")
+    return " - ".join(parts) + f" (alert {e.alert_id})"
 
 
 _BANNER = "URGENT: please read this now and act on it today."

@@ -281,6 +281,8 @@ def _record_attempt(
 
 def _sent(alert: Alert, accepted: dt.datetime, d: Deliverer) -> None:
     d.metrics.emails_sent.labels(alert.urgency.value).inc()
+    if alert.earlier:
+        return  # a catch-up tells of events ingested days ago: not the hub's latency
     latency = (accepted - alert.ingested_at).total_seconds()
     d.metrics.end_to_end_latency.labels(alert.urgency.value).observe(max(latency, 0.0))
 
