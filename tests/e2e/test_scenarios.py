@@ -135,18 +135,29 @@ async def test_a_family_moving_house(story: Story) -> None:
         },
     )
     # Mum and the baby follow (one tenancy: housing's events arrive in order). The older
-    # child's lead hears of mum's move through the parent link. The baby's move is not
-    # news for the older child's lead: the policy does not fan moves out to siblings, and
-    # she had already left the household the baby was in.
-    await story.phase(
+    # child's lead hears of mum's move through the parent link. The policy does not fan
+    # moves out to siblings, so the baby's move reaches the older child's lead only as the
+    # baby becomes a member of her new household: a catch-up on that late link, as the
+    # older child's earlier move reaches the baby's health visitor.
+    result = await story.phase(
         _move(mum, old, new, "TEN-101", story),
         _move(baby, old, new, "TEN-101", story),
         expect={
             sw.told("ADDRESS_CHANGED", "PARENT"),
             hv.told("ADDRESS_CHANGED", "PARENT"),
             hv.told("ADDRESS_CHANGED"),
+            sw.told("ADDRESS_CHANGED", "HOUSEHOLD_MEMBER"),
+            hv.told("ADDRESS_CHANGED", "HOUSEHOLD_MEMBER"),
         },
         absent=[dsl],
+    )
+    caught_up = [a for a in result.alerts if a["earlier"]]
+    assert sorted((a["recipient_email"], len(a["earlier"])) for a in caught_up) == [
+        (sw.email, 1),
+        (hv.email, 1),
+    ]
+    assert "Recorded before you were linked to this child" in _text_of(
+        result, sw, "ADDRESS_CHANGED", catch_up=True
     )
     await story.phase(
         life_event(POLICE, "CUS-103", grandad, "POLICE_CUSTODY", at=story.at()),
@@ -1066,12 +1077,53 @@ async def test_two_records_of_one_child_joined_later_reach_both_leads(story: Sto
     assert len(linked) == 1, mums_links
 
 
-def _text_of(result: PhaseResult, to: Practitioner, kind: str) -> str:
-    """The plain-text body of the email that told ``to`` of ``kind`` in this phase."""
+async def test_an_incident_before_the_case_opened_reaches_the_new_lead(story: Story) -> None:
+    """The police report a boy missing and his mother's partner in custody; nobody works
+    with the family yet, so nobody is told. Two days later social care opens a case: the
+    new lead gets one catch-up email listing both, each routed again under the policy (the
+    custody reaches the lead "about a parent's partner" only because the partnership was
+    recorded), and the audit names that email for each."""
+    flat = home("999000001401", "ZZ99 1CU")
+    boy = person_ref(nhs=340, given="Osian", family="Prydderch", born="2014-02-02", **flat)
+    mum = person_ref(nhs=341, given="Lowri", family="Prydderch", born="1988-08-08", **flat)
+    partner = person_ref(nhs=342, given="Caradog", family="Blethyn", born="1985-05-05")
+    story.family(boy, mum, partner)
+    sw = social_worker("SW-340", "Bertil Ahlgren", "CIN-340")
+
+    await story.phase(
+        relationship(SOCIAL_CARE, "REF-340", mum, "PARENT_OF", boy, at=story.at()),
+        relationship(POLICE, "DOM-341", mum, "PARTNER_OF", partner, at=story.at()),
+        life_event(POLICE, "MIS-340", boy, "MISSING_EPISODE", urgency="URGENT", at=story.at()),
+        life_event(POLICE, "CUS-342", partner, "POLICE_CUSTODY", at=story.at()),
+        expect=set(),
+    )
+    result = await story.phase(
+        sw.involvement(boy, CHILDREN_IN_NEED, involvement_id="SC-340", lead=True, at=story.at()),
+        expect={sw.told("MISSING_EPISODE")},
+    )
+    (email,) = result.alerts
+    assert [(e["kind"], e["link"]) for e in email["earlier"]] == [
+        ("MISSING_EPISODE", "SELF"),
+        ("POLICE_CUSTODY", "PARENTS_PARTNER"),
+    ]
+    text = _text_of(result, sw, "MISSING_EPISODE", catch_up=True)
+    assert "Recorded before you were linked to this child" in text
+    assert "Missing episode (URGENT - act today)" in text
+    assert "about a parent's partner" in text
+    audit = [r for r in await story.audit() if r["alert_id"] == email["alert_id"]]
+    assert sorted(r["kind"] for r in audit) == ["MISSING_EPISODE", "POLICE_CUSTODY"]
+    assert {r["why"] for r in audit} == {
+        "catch-up: linked to the child after the event was recorded"
+    }
+
+
+def _text_of(result: PhaseResult, to: Practitioner, kind: str, catch_up: bool = False) -> str:
+    """The plain-text body of the email that told ``to`` of ``kind`` in this phase (by
+    its own alert, or by a catch-up)."""
     (alert_id,) = {
         a["alert_id"]
         for a in result.alerts
-        if a["recipient_email"] == to.email and a["kind"] == kind
+        if a["recipient_email"] == to.email and a["kind"] == kind and bool(a["earlier"]) == catch_up
     }
     (message,) = [m for m in result.emails if alert_id in str(m["Message-ID"])]
     body = message.get_body(preferencelist=("plain",))
