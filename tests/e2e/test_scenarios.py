@@ -10,12 +10,16 @@ authority 999, ZZ99 postcodes, UPRNs starting 99900, ``.example`` email addresse
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from involvement_hub.core.resolver import MergeRecord
+from involvement_hub.kafka.admin import delete_topics
 from involvement_hub_devtools.mailbox import Mailbox
 from involvement_hub_devtools.synthetic import nhs_number
 from support.records import (
@@ -29,7 +33,7 @@ from support.records import (
     subscription,
 )
 from support.story import PhaseResult, Practitioner, Story
-from support.worker import WorkerProcess
+from support.worker import WorkerProcess, isolated_settings
 
 SOCIAL_CARE = "northshire-social-care"
 EARLY_HELP = "northshire-early-help"
@@ -79,10 +83,30 @@ def home(uprn: str, postcode: str) -> dict[str, Any]:
     return {"uprn": uprn, "postcode": postcode}
 
 
+@pytest.fixture(scope="module")
+def story_worker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """One worker and one mailbox for the module's stories (in each pytest process that
+    runs some): every story has its own people, practitioners and addresses, and looks
+    only at what happened after it began."""
+    folder = tmp_path_factory.mktemp("stories")
+    settings = isolated_settings(kafka_bootstrap, folder, uuid.uuid4().hex[:10])
+    worker = WorkerProcess(settings, folder / "worker.log")
+    try:
+        with Mailbox(settings.mailbox_dir, port=settings.mailbox_port):
+            worker.start()
+            yield worker
+    finally:
+        worker.stop()
+        asyncio.run(delete_topics(settings))
+
+
 @pytest.fixture
-def story(worker: WorkerProcess, mailbox: Mailbox) -> Story:
-    worker.start()
-    return Story(worker.settings)
+async def story(story_worker: WorkerProcess) -> Story:
+    story = Story(story_worker.settings)
+    await story.begin()
+    return story
 
 
 # --- 1. A family moving house ----------------------------------------------------------
