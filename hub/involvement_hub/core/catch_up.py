@@ -38,22 +38,11 @@ from .audit import DisclosureRecord, disclosure_record
 from .family import PersonState, Recent
 from .messages import CatchUp
 from .model import Event, LifeEvent, PersonRef, RelationshipEvent, SubscriptionEvent
-from .policy import Link, Policy
+from .policy import CLOSEST_FIRST, Link, Policy
 from .routing import Decision, Outcome, route
 from .subscriptions import SubscriptionRules
 from .team import Team
 
-# Catch-up on the closest link only, as routing does (person_stage._LINK_ORDER).
-LINK_ORDER = (
-    Link.PARENT,
-    Link.CARER,
-    Link.SIBLING,
-    Link.PARENTS_PARTNER,
-    Link.PARTNER,
-    Link.HOUSEHOLD_MEMBER,
-    Link.CHILD,
-    Link.CARED_FOR,
-)
 # At most this many recent events per person are kept: a person at the centre of many
 # events keeps the newest.
 MAX_RECENT = 64
@@ -214,4 +203,4 @@ def offers(
 
 
 def _closest(links: frozenset[Link]) -> Link | None:
-    return min(links, key=LINK_ORDER.index) if links else None
+    return min(links, key=CLOSEST_FIRST.index) if links else None

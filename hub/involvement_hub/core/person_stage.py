@@ -18,6 +18,7 @@ from .family import (
     RELATIONSHIP,
     Edge,
     PersonState,
+    Recent,
     Stamp,
     household_rank,
     inverse,
@@ -53,24 +54,13 @@ from .model import (
     RelationshipToSubject,
     SubscriptionEvent,
 )
-from .policy import Link, Policy
+from .policy import CLOSEST_FIRST, Link, Policy
 from .routing import Decision, Outcome, route
 from .subscriptions import SubscriptionRules
 from .team import Freshness, Team, apply_involvement, freshness, prune
 
 # Links through which an event continues one more step, to the linked person's children.
 _EXPANSIONS = {Link.PARTNER: Link.PARENTS_PARTNER, Link.CHILD: Link.SIBLING}
-# A child reached several ways is told through the closest link only.
-_LINK_ORDER = (
-    Link.PARENT,
-    Link.CARER,
-    Link.SIBLING,
-    Link.PARENTS_PARTNER,
-    Link.PARTNER,
-    Link.HOUSEHOLD_MEMBER,
-    Link.CHILD,
-    Link.CARED_FOR,
-)
 # Life events whose related persons end an edge rather than assert one.
 _ENDING = {
     LifeEventKind.HOUSEHOLD_MEMBER_LEFT: Link.HOUSEHOLD_MEMBER,
@@ -180,15 +170,7 @@ def _absorb(message: Handover, state: PersonState | None, ctx: Context) -> Perso
     for told_of, already in ((handed.recent, handed.team), (into.recent, into.team)):
         newly = catch_up.joiners(already, merged.team)
         if told_of and newly:
-            d, a, r = catch_up.tell(
-                told_of,
-                state=merged,
-                policy=ctx.policy,
-                rules=ctx.rules,
-                now=ctx.now,
-                only=newly,
-                trigger=trigger,
-            )
+            d, a, r = _tell(told_of, merged, ctx, newly, trigger)
             decisions += d
             alerts += a
             audit += r
@@ -254,16 +236,7 @@ def _event(message: PersonEvent, state: PersonState, ctx: Context) -> PersonStep
         (),
     )
     if newly and state.recent:
-        caught = catch_up.tell(
-            state.recent,
-            state=state,
-            policy=ctx.policy,
-            rules=ctx.rules,
-            now=ctx.now,
-            only=newly,
-            trigger=event.envelope.key,
-            ingested_at=message.ingested_at,
-        )
+        caught = _tell(state.recent, state, ctx, newly, event.envelope.key, message.ingested_at)
     forward.extend(catch_up.offers(before, state, ctx.policy, event.envelope.key))
     state = catch_up.remember(
         state, event, person_id, Link.SELF, message.ingested_at, ctx.policy, ctx.now
@@ -343,7 +316,7 @@ def _fan_out(
             links.setdefault(other, set()).update(kinds)
     out: list[tuple[str, PersonMessage]] = []
     for other in sorted(links):
-        ordered = sorted(links[other], key=_LINK_ORDER.index)
+        ordered = sorted(links[other], key=CLOSEST_FIRST.index)
         # The closest link the policy lets this kind travel decides how this person's team
         # is told; separately, any link with a further step the policy wants carries on.
         told = next((link for link in ordered if link in entry.fan_out), None)
@@ -406,17 +379,30 @@ def _fan_out_arrives(message: FanOut, state: PersonState, ctx: Context) -> Perso
 
 def _catch_up_arrives(message: CatchUp, state: PersonState, ctx: Context) -> PersonStep:
     """Recent events about a person newly linked to this one: this team is told of them."""
-    decisions, alerts, audit = catch_up.tell(
-        message.items,
+    trigger = f"link/{message.trigger}/{message.from_id}"
+    decisions, alerts, audit = _tell(message.items, state, ctx, None, trigger)
+    state = catch_up.remember_all(state, message.items, ctx.policy, ctx.now)
+    return PersonStep(state=state, decisions=decisions, alerts=alerts, audit=audit)
+
+
+def _tell(
+    items: tuple[Recent, ...],
+    state: PersonState,
+    ctx: Context,
+    only: frozenset[str] | None,
+    trigger: str,
+    ingested_at: dt.datetime | None = None,
+) -> tuple[tuple[Decision, ...], tuple[Alert, ...], tuple[DisclosureRecord, ...]]:
+    return catch_up.tell(
+        items,
         state=state,
         policy=ctx.policy,
         rules=ctx.rules,
         now=ctx.now,
-        only=None,
-        trigger=f"link/{message.trigger}/{message.from_id}",
+        only=only,
+        trigger=trigger,
+        ingested_at=ingested_at,
     )
-    state = catch_up.remember_all(state, message.items, ctx.policy, ctx.now)
-    return PersonStep(state=state, decisions=decisions, alerts=alerts, audit=audit)
 
 
 def _route(

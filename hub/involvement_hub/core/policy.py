@@ -70,6 +70,19 @@ class Link(StrEnum):
     HOUSEHOLD_MEMBER = "HOUSEHOLD_MEMBER"
 
 
+# A person reached through several links is told through the closest only: in this order.
+CLOSEST_FIRST = (
+    Link.PARENT,
+    Link.CARER,
+    Link.SIBLING,
+    Link.PARENTS_PARTNER,
+    Link.PARTNER,
+    Link.HOUSEHOLD_MEMBER,
+    Link.CHILD,
+    Link.CARED_FOR,
+)
+
+
 def all_kinds() -> tuple[str, ...]:
     """Every event kind an agency can send: policy must decide on each it wants routed."""
     involvement = [f"INVOLVEMENT_{c.value}" for c in InvolvementChange]
