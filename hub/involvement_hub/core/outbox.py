@@ -134,20 +134,35 @@ def escalation_alert(
     address = plan.contact(agency, alert.recipient_team, "escalation")
     if address is None:
         return None
-    return replace(
+    return _copy(
         alert,
-        alert_id=derived_id(alert.alert_id, "escalation"),
-        created_at=now,
-        recipient_id=f"{agency}/escalation",
-        recipient_email=address,
-        recipient_name="escalation contact",
-        copy_of=alert.alert_id,
-        copy_kind="escalation",
+        "escalation",
+        address,
+        now,
         note=f"Escalated: this alert could not be delivered to {alert.recipient_name} "
         f"({_REASONS.get(reason, reason)}). Please make sure they, or whoever covers "
         "their cases, see it.",
         why=f"you are the escalation contact for {_whose(alert)}, and the alert could not "
         "reach them",
+    )
+
+
+def _copy(alert: Alert, kind: str, address: str, now: dt.datetime, *, note: str, why: str) -> Alert:
+    """``alert`` re-addressed to an agency's ``kind`` contact (escalation, out-of-hours),
+    naming whose case it is."""
+    agency = alert.recipient_id.split("/", 1)[0]
+    contact = kind.replace("_", "-")
+    return replace(
+        alert,
+        alert_id=derived_id(alert.alert_id, contact),
+        created_at=now,
+        recipient_id=f"{agency}/{contact}",
+        recipient_email=address,
+        recipient_name=f"{contact} contact",
+        copy_of=alert.alert_id,
+        copy_kind=kind,
+        note=note,
+        why=why,
         owner=_owner(alert),
         also_told=(),
     )
@@ -177,21 +192,14 @@ def _whose(alert: Alert) -> str:
 
 
 def out_of_hours_alert(alert: Alert, address: str, now: dt.datetime) -> Alert:
-    agency = alert.recipient_id.split("/", 1)[0]
-    return replace(
+    return _copy(
         alert,
-        alert_id=derived_id(alert.alert_id, "out-of-hours"),
-        created_at=now,
-        recipient_id=f"{agency}/out-of-hours",
-        recipient_email=address,
-        recipient_name="out-of-hours contact",
-        copy_of=alert.alert_id,
-        copy_kind="out_of_hours",
+        "out_of_hours",
+        address,
+        now,
         note=f"Out-of-hours copy of an URGENT alert for {alert.recipient_name}.",
         why=f"you are the out-of-hours contact for {_whose(alert)}, and this URGENT alert "
         "arrived outside their working hours",
-        owner=_owner(alert),
-        also_told=(),
     )
 
 
