@@ -15,7 +15,7 @@ from involvement_hub.core.alerts import Alert
 from involvement_hub.core.catch_up import WHY
 from involvement_hub.core.policy import Link
 from involvement_hub.core.simulation import Simulation
-from involvement_hub.delivery.message import body, build_message, subject
+from involvement_hub.delivery.message import body, build_digest, build_message, subject
 from support.family_story import (
     HV,
     SW,
@@ -254,3 +254,28 @@ def test_the_catch_up_email_lists_each_event_in_words_and_says_why_it_comes_now(
     assert "Ash" not in text
     assert "Wren" not in text
     assert email.alert_id in text
+
+
+def test_a_catch_up_held_for_a_digest_lists_what_it_tells() -> None:
+    sim = play(
+        simulation(),
+        [
+            life("school", "S-1", CHILD, "PERSISTENT_ABSENCE", at=1),
+            involvement("sc", "CIN-92", CHILD, SW, lead=True, at=60),
+        ],
+    )
+    (email,) = catch_ups(sim)
+    assert email.urgency.value == "ROUTINE"
+
+    digest = build_digest(
+        [email],
+        digest_id="d" * 32,
+        window="daily:2026-11-26T08:00",
+        preference="daily",
+        mail_from="hub@hub.northshire.example",
+        now=T0,
+    )
+    text = digest.get_payload()[0].get_payload(decode=True).decode()
+    assert "Catch-up: 1 earlier update, recorded before you were linked: Persistent absence" in (
+        " ".join(text.split())
+    )

@@ -400,6 +400,11 @@ def build_digest(
 
 
 def _digest_line(alert: Alert, words: Vocabulary, zone: ZoneInfo) -> str:
+    if alert.earlier:
+        count = len(alert.earlier)
+        listed = "; ".join(_earlier_line(e, words, zone) for e in alert.earlier)
+        updates = "update" if count == 1 else "updates"
+        return f"Catch-up: {count} earlier {updates}, recorded before you were linked: {listed}"
     b = body(alert, words, zone)
     rows = dict(b.rows)
     what = rows.get("What happened", "An update")
