@@ -9,15 +9,19 @@ under every IG rule and audited; nobody else is told twice.
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
 from itertools import permutations
 
+import pytest
 from involvement_hub.core.alerts import Alert
 from involvement_hub.core.catch_up import WHY
-from involvement_hub.core.policy import Link
+from involvement_hub.core.errors import PolicyError
+from involvement_hub.core.policy import Link, parse_policy
 from involvement_hub.core.simulation import Simulation
 from involvement_hub.delivery.message import body, build_digest, build_message, subject
 from support.family_story import (
     HV,
+    REPO,
     SW,
     T0,
     event,
@@ -279,3 +283,14 @@ def test_a_catch_up_held_for_a_digest_lists_what_it_tells() -> None:
     assert "Catch-up: 1 earlier update, recorded before you were linked: Persistent absence" in (
         " ".join(text.split())
     )
+
+
+def test_the_policy_catches_up_on_life_events_only() -> None:
+    text = (REPO / "governance" / "policy.toml").read_text()
+    broken = text.replace(
+        "[kind.INVOLVEMENT_STARTED]\n", "[kind.INVOLVEMENT_STARTED]\ncatch_up_days = 7\n", 1
+    )
+    with pytest.raises(PolicyError, match="catch_up_days' is for life events only"):
+        parse_policy(tomllib.loads(broken))
+    with pytest.raises(PolicyError, match="0-90"):
+        parse_policy(tomllib.loads(text.replace("catch_up_days = 30", "catch_up_days = 91", 1)))

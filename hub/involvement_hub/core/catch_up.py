@@ -19,12 +19,12 @@ Three kinds of link are caught up on:
 - **two records of one person are merged**: each record's recent events, for the members
   of the other record's team.
 
-Each person keeps the events their team was asked about (``PersonState.recent``), without
-the events' subjects, for the policy's longest window. The window is measured back from
-the step's own time (the event time of the record being processed), never the clock, so
-who is caught up depends on what was recorded, not on when it was processed. Not caught up
-on: a link two steps away (a parent's partner's children, a child's siblings through a
-parent), and an explicit subscription starting.
+Each person keeps the life events their team was asked about (``PersonState.recent``),
+without anything that identifies anyone, for the policy's longest window. The window is
+measured back from the step's own time (the append time of the record being processed),
+never the clock, so who is caught up depends on what was recorded, not on when it was
+processed. Not caught up on: a link two steps away (a parent's partner's children, a
+child's siblings through a parent), and an explicit subscription starting.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .alerts import Alert, build_alert, catch_up_alert, catch_up_id
 from .audit import DisclosureRecord, disclosure_record
 from .family import PersonState, Recent
 from .messages import CatchUp
-from .model import Event, LifeEvent, PersonRef, RelationshipEvent, SubscriptionEvent
+from .model import Event, LifeEvent
 from .policy import CLOSEST_FIRST, Link, Policy
 from .routing import Decision, Outcome, route
 from .subscriptions import SubscriptionRules
@@ -54,16 +54,17 @@ def remember(
     event: Event,
     about_person_id: str,
     link: Link,
-    ingested_at: dt.datetime,
     policy: Policy,
     now: dt.datetime,
 ) -> PersonState:
-    """``state`` with ``event`` kept for catch-up (if its kind is caught up on), and what
-    fell out of the window dropped."""
-    recent = state.recent
-    if policy.catch_up(event.kind) > dt.timedelta(0) and not isinstance(event, SubscriptionEvent):
-        kept = Recent(_without_subject(event), about_person_id, link, ingested_at)
-        recent = (*(r for r in recent if r.key != kept.key), kept)
+    """``state`` with ``event`` kept for catch-up (a life event whose kind is caught up
+    on), and what fell out of the window dropped."""
+    if not isinstance(event, LifeEvent) or policy.catch_up(event.kind) <= dt.timedelta(0):
+        if state.recent and state.recent[0].occurred_at < now - policy.longest_catch_up:
+            return _pruned(state, state.recent, policy, now)
+        return state
+    kept = Recent.of(event, about_person_id, link)
+    recent = (*(r for r in state.recent if r.key != kept.key), kept)
     return _pruned(state, recent, policy, now)
 
 
@@ -72,7 +73,7 @@ def remember_all(
 ) -> PersonState:
     recent = {r.key: r for r in state.recent}
     for item in items:
-        if policy.catch_up(item.event.kind) > dt.timedelta(0):
+        if policy.catch_up(item.kind) > dt.timedelta(0):
             recent[item.key] = item
     return _pruned(state, tuple(recent.values()), policy, now)
 
@@ -81,26 +82,11 @@ def _pruned(
     state: PersonState, recent: tuple[Recent, ...], policy: Policy, now: dt.datetime
 ) -> PersonState:
     oldest = now - policy.longest_catch_up
-    kept = sorted((r for r in recent if r.event.envelope.occurred_at >= oldest), key=_order)
+    kept = sorted((r for r in recent if r.occurred_at >= oldest), key=lambda r: r.key)
     kept = kept[-MAX_RECENT:]
     if tuple(kept) == state.recent:
         return state
     return replace(state, recent=tuple(kept))
-
-
-def _order(r: Recent) -> tuple[dt.datetime, str, str, str]:
-    return (r.event.envelope.occurred_at, r.event.envelope.key, r.about_person_id, r.link.value)
-
-
-def _without_subject(event: Event) -> Event:
-    """The event with nothing that identifies anyone: routing and the alert need its
-    source, kind, time, practitioner, service and details, never its subject."""
-    envelope = replace(event.envelope, subject=PersonRef(identifiers=()))
-    if isinstance(event, RelationshipEvent):
-        return replace(event, envelope=envelope, related_person=PersonRef(identifiers=()))
-    if isinstance(event, LifeEvent):
-        return replace(event, envelope=envelope, related=(), new_address=None)
-    return replace(event, envelope=envelope)
 
 
 def joiners(before: Team, after: Team) -> frozenset[str]:
@@ -124,10 +110,10 @@ def tell(
     unless None): one catch-up alert per recipient and case, and every decision audited."""
     decided: list[tuple[Decision, Recent]] = []
     for item in items:
-        event = item.event
-        window = policy.catch_up(event.kind)
-        if window <= dt.timedelta(0) or event.envelope.occurred_at < now - window:
+        window = policy.catch_up(item.kind)
+        if window <= dt.timedelta(0) or item.occurred_at < now - window:
             continue
+        event = item.event()
         for decision in route(
             event,
             person_id=state.person_id,
@@ -149,10 +135,10 @@ def tell(
         entry = policy.for_kind(decision.kind)
         alert = build_alert(
             decision,
-            item.event,
+            item.event(),
             state.team,
             now=now,
-            ingested_at=item.ingested_at,
+            ingested_at=ingested_at or item.occurred_at,
             grace=policy.grace_period,
             next_step=entry.next_step if entry is not None else None,
         )
@@ -190,7 +176,7 @@ def offers(
     for other, links in sorted(after.links().items()):
         items = []
         for item in own:
-            entry = policy.for_kind(item.event.kind)
+            entry = policy.for_kind(item.kind)
             if entry is None or not entry.fan_out:
                 continue
             was = _closest(old.get(other, frozenset()) & entry.fan_out)

@@ -17,12 +17,17 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 from .model import (
-    Event,
+    Envelope,
+    LifeEvent,
+    LifeEventKind,
+    PersonRef,
     Practitioner,
     RelationshipKind,
     RelationshipToSubject,
+    Source,
     SubscriptionChange,
     SubscriptionEvent,
+    Urgency,
 )
 from .policy import Link
 from .team import Team, merge_teams
@@ -106,23 +111,50 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class Recent:
-    """An event this person's team was asked about, kept for catch-up on late links
-    (``core.catch_up``). The event is kept without its subject: no name, date of birth,
-    address or identifier of anyone."""
+    """A life event this person's team was asked about, kept for catch-up on late links
+    (``core.catch_up``): only what routing it again and telling of it need, nothing that
+    identifies anyone. Kept flat and small: it is written with the person's state."""
 
-    event: Event
+    kind: str  # a LifeEventKind value
+    event_id: str
+    agency_id: str
+    record_ref: str
+    occurred_at: dt.datetime
+    urgency: Urgency
+    details: tuple[tuple[str, str], ...]
     about_person_id: str  # whom the event is about (this person, for SELF)
     link: Link  # what that person is to this one
-    ingested_at: dt.datetime
+
+    @classmethod
+    def of(cls, event: LifeEvent, about_person_id: str, link: Link) -> Recent:
+        envelope = event.envelope
+        return cls(
+            event.kind,
+            envelope.event_id,
+            envelope.source.agency_id,
+            envelope.source.record_ref,
+            envelope.occurred_at,
+            event.urgency,
+            event.details,
+            about_person_id,
+            link,
+        )
+
+    def event(self) -> LifeEvent:
+        """The event as routing sees it, without a subject."""
+        source = Source(self.agency_id, "", self.record_ref)
+        envelope = Envelope(
+            self.event_id, self.occurred_at, self.occurred_at, source, PersonRef(())
+        )
+        return LifeEvent(envelope, LifeEventKind(self.kind), self.urgency, details=self.details)
 
     @property
-    def key(self) -> tuple[dt.datetime, str, str, Link]:
-        return (
-            self.event.envelope.occurred_at,
-            self.event.envelope.key,
-            self.about_person_id,
-            self.link,
-        )
+    def event_key(self) -> str:
+        return f"{self.agency_id}/{self.event_id}"
+
+    @property
+    def key(self) -> tuple[dt.datetime, str, str, str]:
+        return (self.occurred_at, self.event_key, self.about_person_id, self.link.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,9 +238,7 @@ def _event(message: PersonEvent, state: PersonState, ctx: Context) -> PersonStep
     if newly and state.recent:
         caught = _tell(state.recent, state, ctx, newly, event.envelope.key, message.ingested_at)
     forward.extend(catch_up.offers(before, state, ctx.policy, event.envelope.key))
-    state = catch_up.remember(
-        state, event, person_id, Link.SELF, message.ingested_at, ctx.policy, ctx.now
-    )
+    state = catch_up.remember(state, event, person_id, Link.SELF, ctx.policy, ctx.now)
     step = _step(
         state, event, decisions, ctx, message.ingested_at, forward, households, before.team
     )
@@ -366,13 +364,7 @@ def _fan_out_arrives(message: FanOut, state: PersonState, ctx: Context) -> Perso
             forward.append((child, onward))
     if message.route:
         state = catch_up.remember(
-            state,
-            message.event,
-            message.about_person_id,
-            message.link,
-            message.ingested_at,
-            ctx.policy,
-            ctx.now,
+            state, message.event, message.about_person_id, message.link, ctx.policy, ctx.now
         )
     return _step(state, message.event, decisions, ctx, message.ingested_at, forward, [])
 

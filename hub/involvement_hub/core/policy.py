@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -116,6 +116,10 @@ class Policy:
     # Agencies whose mere involvement is sensitive (a drug and alcohol service, a sexual
     # health clinic): an event they send reveals them as much as an involvement would.
     sensitive_agencies: frozenset[str] = frozenset()
+    # The longest catch_up_days of any kind: how long a person's recent events are kept.
+    _longest_catch_up: dt.timedelta = field(
+        init=False, repr=False, compare=False, default=dt.timedelta(0)
+    )
 
     def for_kind(self, kind: str) -> KindPolicy | None:
         return self.kinds.get(kind)
@@ -127,7 +131,11 @@ class Policy:
 
     @property
     def longest_catch_up(self) -> dt.timedelta:
-        return max((self.catch_up(k) for k in self.kinds), default=dt.timedelta(0))
+        return self._longest_catch_up
+
+    def __post_init__(self) -> None:
+        longest = max((e.catch_up_days for e in self.kinds.values()), default=0)
+        object.__setattr__(self, "_longest_catch_up", dt.timedelta(days=longest))
 
 
 def parse_policy(data: Mapping[str, Any], origin: str = "policy") -> Policy:
@@ -196,8 +204,18 @@ def _kind(kind: str, entry: Any, where: str) -> KindPolicy:
             for r in _list(entry.get("fan_out", []), where, "fan_out")
         ),
         next_step=_text(entry.get("next_step"), where, "next_step"),
-        catch_up_days=_days(entry.get("catch_up_days", 0), where, "catch_up_days"),
+        catch_up_days=_catch_up_days(kind, entry.get("catch_up_days", 0), where),
     )
+
+
+def _catch_up_days(kind: str, value: Any, where: str) -> int:
+    days = _days(value, where, "catch_up_days")
+    if days and kind not in {k.value for k in LifeEventKind}:
+        raise PolicyError(
+            f"{where}: 'catch_up_days' is for life events only: a new team member sees the "
+            "team, and a relationship or subscription is news only when it happens"
+        )
+    return days
 
 
 MAX_CATCH_UP_DAYS = 90
