@@ -1,6 +1,7 @@
 """The compatibility gate: a schema set in which a new version of a record cannot read the
-versions before it, or be read by them, is refused when it is loaded. Each refusal names the
-record, the two versions and the field.
+versions before it, or be read by them, is refused when it is loaded -- by ``hub schemas
+check``, ``hub check`` and the worker at start. Each refusal names the record, the two
+versions and the field.
 
 The changes are made to copies of the shipped schemas, in a temporary folder.
 """
@@ -8,11 +9,13 @@ The changes are made to copies of the shipped schemas, in a temporary folder.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from involvement_hub.cli import main as cli
 from involvement_hub_producer.codec import SchemaRegistry, decode, encode
 from involvement_hub_producer.errors import IncompatibleSchemaError, SchemaError
 from involvement_hub_producer.fingerprint import fingerprint
@@ -237,14 +240,14 @@ def test_the_registry_accepts_a_compatible_change(tmp_path: Path, change: str) -
         ("life_event", "LifeEvent") if value is LIFE_EVENT else ("involvement", "Involvement")
     )
     registry = SchemaRegistry.from_directory(schema_folder(tmp_path, next_version(stem, make)))
-    older, newest = registry.versions(name)[-2:]
+    older, latest = registry.versions(name)[-2:]
     record = from_json(value, older.source)
 
     # What an agency still on the older version sends, read into the new version's shape.
     decoded = decode(encode(record, older), registry)
 
-    assert newest is registry.current(name)
-    assert newest.version == older.version + 1
+    assert latest is registry.current(name)
+    assert latest.version == older.version + 1
     kept = {k: v for k, v in record.items() if k not in removed}
     assert decoded.record == {**kept, **added}
 
@@ -265,3 +268,112 @@ def test_versions_lists_every_version_oldest_first() -> None:
         assert numbers == sorted(numbers)
         assert registry.versions(name)[-1] is registry.current(name)
     assert registry.versions("org.involvementhub.Involvement") == registry.versions("Involvement")
+
+
+# ── hub schemas check, hub check and the worker ─────────────────────────────────────────
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def hub_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repository's policy and rules, and no other HUB_* setting; no broker is reached."""
+    for name in list(os.environ):
+        if name.startswith("HUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HUB_POLICY_FILE", str(REPO / "governance" / "policy.toml"))
+    monkeypatch.setenv("HUB_SUBSCRIPTIONS_DIR", str(REPO / "subscriptions"))
+    monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    """The newest schemas and a LifeEvent version that drops the symbol PRIORITY."""
+    return schema_folder(tmp_path, next_version("life_event", enum_symbol_removed))
+
+
+def refusal() -> str:
+    """What every command says of the ``broken`` folder."""
+    old = newest("life_event")[0]
+    return (
+        f"LifeEvent v{old} -> v{old + 1}: LifeEvent.urgency: v{old} may write PRIORITY, which "
+        f"v{old + 1}'s enum Urgency does not have, and that enum has no default"
+    )
+
+
+@pytest.mark.usefixtures("hub_environment")
+def test_hub_schemas_check_passes_the_shipped_schemas(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["schemas", "check"]) == cli.EXIT_OK
+
+    out = capsys.readouterr().out.splitlines()
+    files = sorted(SCHEMAS.glob("*.avsc"))
+    registry = SchemaRegistry.packaged()
+    assert out[:-1] == [
+        f"{name}: {', '.join(f'v{v.version}' for v in registry.versions(name))}"
+        for name in registry.names
+    ]
+    assert out[-1] == (
+        f"ok: {len(files)} schemas, {len(registry.names)} record names, every version fully "
+        "compatible with the ones before it"
+    )
+
+
+@pytest.mark.usefixtures("hub_environment")
+def test_hub_schemas_check_refuses_an_incompatible_folder(
+    broken: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["schemas", "check", str(broken)]) == cli.EXIT_CONFIG
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("hub schemas: configuration problem: ")
+    assert refusal() in captured.err
+
+
+@pytest.mark.usefixtures("hub_environment")
+def test_hub_schemas_check_reads_the_configured_folder(
+    broken: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HUB_SCHEMA_DIR", str(broken))
+
+    assert cli.main(["schemas", "check"]) == cli.EXIT_CONFIG
+    assert refusal() in capsys.readouterr().err
+    # A folder named on the command line is checked instead.
+    assert cli.main(["schemas", "check", str(SCHEMAS)]) == cli.EXIT_OK
+
+
+@pytest.mark.usefixtures("hub_environment")
+def test_hub_schemas_check_needs_no_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("version = [unclosed\n")
+    monkeypatch.setenv("HUB_POLICY_FILE", str(policy))
+
+    assert cli.main(["schemas", "check"]) == cli.EXIT_OK
+    assert cli.main(["check"]) == cli.EXIT_CONFIG
+
+
+@pytest.mark.usefixtures("hub_environment")
+@pytest.mark.parametrize("command", ["check", "worker"])
+def test_hub_check_and_the_worker_refuse_an_incompatible_folder(
+    broken: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    monkeypatch.setenv("HUB_SCHEMA_DIR", str(broken))
+    monkeypatch.setattr(cli, "_worker", lambda args, settings: pytest.fail("the worker started"))
+
+    assert cli.main([command]) == cli.EXIT_CONFIG
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"hub {command}: configuration problem: ")
+    assert refusal() in err
+
+
+@pytest.mark.usefixtures("hub_environment")
+def test_hub_check_passes_the_shipped_schemas(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check"]) == cli.EXIT_OK
+    assert capsys.readouterr().out.startswith("ok: ")
