@@ -16,8 +16,9 @@ Java ``SchemaCompatibility`` applies them:
 
 A new version of a record must be *fully* compatible with every earlier one: it reads what
 they wrote (agencies still on an older version keep sending it), and they read what it
-writes (a hub still on the older version reads the newer writer into its own shape once
-the newer file is known). :func:`incompatibilities` checks both ways for every pair.
+writes (a hub rolled back, or any reader that has not upgraded, meets messages written with
+the newer version). :func:`incompatibilities` checks both ways for every pair, not only
+neighbours: v3 may agree with v2 and v2 with v1 while v3 cannot read v1.
 
 Standard library only, like ``fingerprint``: it looks at the schemas' JSON, not at
 fastavro's parsed form, so it needs no codec to say why a schema set is refused.
@@ -31,7 +32,8 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Protocol
 
-PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+from .fingerprint import PRIMITIVES
+
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
 _STRUCTURED = _NAMED | {"array", "map"}
 # Writer type -> the reader types that read it without loss of meaning (the spec's promotions).
