@@ -17,7 +17,7 @@ PROMTOOL   := $(PROMETHEUS)/usr/bin/promtool
 TEST_WORKERS ?= 4
 
 .PHONY: help venv lint format typecheck test test-unit test-integration test-e2e demo bench chaos \
-        chaos-short \
+        chaos-short check-schemas \
         prometheus lint-rules kafka-start kafka-stop kafka-status clean
 
 help:
@@ -29,6 +29,7 @@ help:
 	@echo "make chaos-short the fault harness as CI runs it (a few minutes)"
 	@echo "make lint        ruff check and ruff format --check"
 	@echo "make typecheck   mypy --strict on the hub and the producer library"
+	@echo "make check-schemas  every schema version fully compatible with the ones before it"
 	@echo "make lint-rules  promtool: check the Prometheus config and rules, run the rules' unit tests"
 	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on its own"
 	@echo "make clean       remove the virtual environment and .hub/ (jars, data, mailbox)"
@@ -53,7 +54,11 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck $(PROMTOOL)
+# The compatibility gate on the repository's schemas/, whatever HUB_SCHEMA_DIR says.
+check-schemas: $(STAMP)
+	$(BIN)/hub schemas check schemas
+
+test: lint typecheck check-schemas $(PROMTOOL)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Fetched and unpacked beside its place and moved there whole, so an interrupted fetch is

@@ -60,12 +60,17 @@ class HubConfig:
     vocabulary: Vocabulary
 
 
+def load_registry(folder: Path | None) -> SchemaRegistry:
+    """The writer schemas in ``folder``, or those shipped with the hub when it is None.
+
+    :class:`SchemaError` names any problem, :class:`IncompatibleSchemaError` each way in
+    which a version of a record cannot read an earlier one or be read by it.
+    """
+    return SchemaRegistry.from_directory(folder) if folder else SchemaRegistry.packaged()
+
+
 def load_config(settings: Settings) -> HubConfig:
-    registry = (
-        SchemaRegistry.from_directory(settings.schema_dir)
-        if settings.schema_dir
-        else SchemaRegistry.packaged()
-    )
+    registry = load_registry(settings.schema_dir)
     policy = load_policy(settings.policy_file)
     rules = load_rules(settings.subscriptions_dir, policy)
     delivery = load_plan(settings.subscriptions_dir)

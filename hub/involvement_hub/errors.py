@@ -3,6 +3,8 @@
     HubError                          (involvement_hub_producer.errors)
      ├── ContractError                the Avro contract with the agencies
      │    ├── SchemaError             a schema file is missing or invalid: the hub will not start
+     │    │    └── IncompatibleSchemaError  a new version cannot read, or be read by, an
+     │    │                                 earlier one (full compatibility)
      │    ├── EncodeError             a record does not fit its schema: nothing is published
      │    └── DecodeError             unreadable bytes: the message is quarantined
      ├── PublishError                 the broker did not take an agency's event
@@ -34,6 +36,7 @@ from involvement_hub_producer.errors import (
     DecodeError,
     EncodeError,
     HubError,
+    IncompatibleSchemaError,
     SchemaError,
 )
 from involvement_hub_producer.publisher import PublishError
@@ -52,6 +55,7 @@ __all__ = [
     "DeliveryError",
     "EncodeError",
     "HubError",
+    "IncompatibleSchemaError",
     "InsecureTransportError",
     "LocalKafkaError",
     "OversizeMessage",

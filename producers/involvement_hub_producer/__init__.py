@@ -16,7 +16,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import ContractError, DecodeError, EncodeError, HubError, SchemaError
+from .errors import (
+    ContractError,
+    DecodeError,
+    EncodeError,
+    HubError,
+    IncompatibleSchemaError,
+    SchemaError,
+)
 
 if TYPE_CHECKING:
     from .codec import Decoded, KnownSchema, SchemaRegistry, decode, encode
@@ -52,6 +59,7 @@ __all__ = [
     "Decoded",
     "EncodeError",
     "HubError",
+    "IncompatibleSchemaError",
     "KnownSchema",
     "PublishError",
     "SchemaError",

@@ -34,7 +34,8 @@ from typing import Any
 import fastavro  # noqa: TID251 - this module is the codec seam
 import fastavro.validation  # noqa: TID251
 
-from .errors import DecodeError, EncodeError, SchemaError
+from .compatibility import incompatibilities
+from .errors import DecodeError, EncodeError, IncompatibleSchemaError, SchemaError
 from .fingerprint import fingerprint
 
 MAGIC = b"\xc3\x01"
@@ -206,22 +207,34 @@ def load_schema(source: Mapping[str, Any], version: int, origin: str) -> KnownSc
 
 
 class SchemaRegistry:
-    """Every known writer schema by fingerprint, and the reader schema for each record."""
+    """Every known writer schema by fingerprint, and the reader schema for each record.
+
+    A set in which some version of a record cannot read an earlier one, or be read by it,
+    is refused (:class:`IncompatibleSchemaError`): the newest version reads every message,
+    whichever version an agency still sends, and a hub not yet upgraded reads the newest.
+    """
 
     def __init__(self, schemas: Iterable[KnownSchema]) -> None:
         self._by_fingerprint: dict[int, KnownSchema] = {}
-        self._current: dict[str, KnownSchema] = {}
-        versions: set[tuple[str, int]] = set()
+        self._versions: dict[str, list[KnownSchema]] = {}
+        numbers: set[tuple[str, int]] = set()
         for schema in schemas:
-            if (schema.fullname, schema.version) in versions:
+            if (schema.fullname, schema.version) in numbers:
                 raise SchemaError(f"two files define {schema.fullname} v{schema.version}")
-            versions.add((schema.fullname, schema.version))
+            numbers.add((schema.fullname, schema.version))
             self._by_fingerprint.setdefault(schema.fingerprint, schema)
-            current = self._current.get(schema.name)
-            if current is None or schema.version > current.version:
-                self._current[schema.name] = schema
-        if not self._current:
+            self._versions.setdefault(schema.name, []).append(schema)
+        if not self._versions:
             raise SchemaError("no schemas found")
+        for versions in self._versions.values():
+            versions.sort(key=lambda v: v.version)
+        self._current = {
+            name: max(versions, key=lambda v: v.version)
+            for name, versions in self._versions.items()
+        }
+        problems = incompatibilities(s for v in self._versions.values() for s in v)
+        if problems:
+            raise IncompatibleSchemaError(tuple(problems))
 
     @classmethod
     def from_directory(cls, folder: Path) -> SchemaRegistry:
@@ -248,6 +261,10 @@ class SchemaRegistry:
         except KeyError:
             known = ", ".join(self.names)
             raise SchemaError(f"unknown record type {name!r}; known: {known}") from None
+
+    def versions(self, name: str) -> tuple[KnownSchema, ...]:
+        """Every version of a record, oldest first, by short or full name."""
+        return tuple(self._versions[self.current(name).name])
 
     def by_fingerprint(self, value: int) -> KnownSchema | None:
         return self._by_fingerprint.get(value)

@@ -6,6 +6,8 @@ agency needs without the hub installed::
     HubError
      └── ContractError            the Avro contract between agencies and the hub
           ├── SchemaError         a schema file is missing, invalid or ambiguous
+          │    └── IncompatibleSchemaError   a new version cannot read, or be read by,
+          │                                  an earlier version of its record
           ├── EncodeError         a record does not fit its schema (nothing is sent)
           └── DecodeError         bytes from the wire cannot be read (quarantined)
 
@@ -25,6 +27,22 @@ class ContractError(HubError):
 
 class SchemaError(ContractError):
     """A schema file is missing, unparseable, or two files claim the same version."""
+
+
+class IncompatibleSchemaError(SchemaError):
+    """A version of a record cannot read an earlier version, or be read by it.
+
+    ``problems`` holds one line per reason, each naming the record, the two versions and
+    the field (``LifeEvent v1 -> v2: LifeEvent.urgency: ...``).
+    """
+
+    def __init__(self, problems: tuple[str, ...]) -> None:
+        lines = "".join(f"\n  {p}" for p in problems)
+        super().__init__(
+            "every version of a record must read, and be read by, the versions before it "
+            f"(full compatibility); {len(problems)} problem(s):{lines}"
+        )
+        self.problems = problems
 
 
 class EncodeError(ContractError):

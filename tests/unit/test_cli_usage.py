@@ -104,7 +104,7 @@ ARGUMENTS = {
     "chaos": [],
     "demo": [],
 }
-WITHOUT_CONFIG = {"kafka", "mailbox"}
+WITHOUT_CONFIG = {"kafka", "mailbox", "schemas"}  # schemas: only the schemas (test_schema_gate)
 
 
 def test_every_command_is_covered_below() -> None:

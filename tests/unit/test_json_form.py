@@ -22,6 +22,13 @@ def schema_of(name: str) -> Any:
     return REGISTRY.current(name).source
 
 
+def with_defaults(expected: dict[str, Any], name: str) -> dict[str, Any]:
+    """``expected``, and the default (in JSON form already) of every field of the current
+    version it leaves out: a later version's new fields read back as their defaults."""
+    fields = schema_of(name)["fields"]
+    return {f["name"]: expected.get(f["name"], f.get("default")) for f in fields}
+
+
 SUBJECT = {
     "identifiers": [
         {"scheme": "nhs_number", "value": "9990012377"},
@@ -204,7 +211,7 @@ def test_null_unions_take_null_or_the_bare_value() -> None:
 
 def test_to_json_inverts_from_json() -> None:
     record = from_json(LIFE_EVENT, schema_of("LifeEvent"))
-    assert to_json(record) == {**LIFE_EVENT, **LIFE_EVENT_DEFAULTS}
+    assert to_json(record) == with_defaults({**LIFE_EVENT, **LIFE_EVENT_DEFAULTS}, "LifeEvent")
 
 
 def test_to_json_writes_timestamps_in_utc() -> None:
@@ -237,4 +244,4 @@ PRACTITIONER_DEFAULTS = {"phone": None, "team": None, "out_of_hours_phone": None
 def test_json_to_wire_and_back(name: str, value: dict[str, Any], expected: dict[str, Any]) -> None:
     schema = REGISTRY.current(name)
     decoded = decode(encode(from_json(value, schema.source), schema), REGISTRY)
-    assert to_json(decoded.record) == expected
+    assert to_json(decoded.record) == with_defaults(expected, name)

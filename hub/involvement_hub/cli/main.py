@@ -94,6 +94,22 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from involvement_hub.config import load_registry
+
+    registry = load_registry(args.folder or settings.schema_dir)
+    count = 0
+    for name in registry.names:
+        versions = registry.versions(name)
+        count += len(versions)
+        print(f"{name}: {', '.join(f'v{v.version}' for v in versions)}")
+    print(
+        f"ok: {count} schemas, {len(registry.names)} record names, "
+        "every version fully compatible with the ones before it"
+    )
+    return EXIT_OK
+
+
 def _team(args: argparse.Namespace, settings: Settings) -> int:
     from involvement_hub.cli.queries import team_view
     from involvement_hub.cli.reports import team_report
@@ -258,6 +274,21 @@ def _parser_and_commands() -> tuple[argparse.ArgumentParser, set[str]]:
     )
     add("topics", _topics, "create any missing hub topics")
     add("check", _check, "validate the schemas, governance policy and subscription rules")
+    schemas = add(
+        "schemas",
+        _schemas,
+        "check the Avro schemas: every version of a record reads, and is read by, the ones "
+        "before it",
+    )
+    schemas.add_argument("action", choices=("check",))
+    schemas.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        help="a folder of <name>.v<N>.avsc files (default: HUB_SCHEMA_DIR, else the shipped ones)",
+    )
+    # Needs neither the policy nor the rules: an agency or CI can check a folder on its own.
+    schemas.set_defaults(uses_config=False)
     team = add("team", _team, "print the team around a person, their family links and household")
     team.add_argument("identifier", help="scheme:value, for example nhs_number:9990000018")
     team.add_argument(
