@@ -14,6 +14,10 @@ Decoding is the hub's first line of defence, so it is bounded:
 * a schema is refused at load time if a named type contains itself: fastavro's compiled
   reader recurses on the C stack, so a deeply nested message would crash the process
   rather than raise ``RecursionError``;
+* before fastavro reads a body, :mod:`.binary` walks it against the writer schema: every
+  encoding Avro allows is accepted (arrays and maps in any blocks, longer-than-needed
+  varints), and what fastavro would misread (a negative union or enum index, read from the
+  end of the list) or cannot hold (a date after 9999-12-31) is refused, naming the field;
 * ``MemoryError`` and ``RecursionError`` are caught alongside ``Exception``.
 
 This is the only module that imports fastavro.
@@ -26,7 +30,7 @@ import json
 import re
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from typing import Any
 import fastavro  # noqa: TID251 - this module is the codec seam
 import fastavro.validation  # noqa: TID251
 
+from .binary import Check, Malformed, compile_body
 from .compatibility import incompatibilities
 from .errors import DecodeError, EncodeError, IncompatibleSchemaError, SchemaError
 from .fingerprint import fingerprint
@@ -71,6 +76,8 @@ class KnownSchema:
     fingerprint: int
     source: Mapping[str, Any]
     parsed: Any  # fastavro's parsed form
+    # The body's structural check (binary.py), compiled once when the schema is loaded.
+    check_body: Check = field(compare=False, repr=False)
 
     @property
     def header(self) -> bytes:
@@ -195,6 +202,10 @@ def load_schema(source: Mapping[str, Any], version: int, origin: str) -> KnownSc
     _collect_named(source, None, named)
     _check_bounded(source, named, source.get("name", "?"))
     _check_not_recursive(source, named, frozenset())
+    try:
+        check_body = compile_body(source)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise SchemaError(f"{origin}: cannot check bodies of this schema: {exc}") from exc
     fullname = str(parsed["name"])
     return KnownSchema(
         name=fullname.rsplit(".", 1)[-1],
@@ -203,6 +214,7 @@ def load_schema(source: Mapping[str, Any], version: int, origin: str) -> KnownSc
         fingerprint=fingerprint(source),
         source=source,
         parsed=parsed,
+        check_body=check_body,
     )
 
 
@@ -368,23 +380,20 @@ def decode(
         raise DecodeError(UNKNOWN_SCHEMA, f"no known schema has fingerprint {value:016x}")
     reader = registry.current(writer.name)
     payload = data[HEADER_SIZE:]
-    body = io.BytesIO(payload)
+    # fastavro reads bytes no Avro writer produces as something they do not say (a negative
+    # union or enum index from the end of the list) and fails on values Python cannot hold
+    # with no field named; the walk against the writer schema refuses both first.
     try:
-        record = fastavro.schemaless_reader(body, writer.parsed, None)
-        left = len(payload) - body.tell()
-        if left:
+        end = writer.check_body(payload)
+        if end != len(payload):
+            left = len(payload) - end
             raise DecodeError(TRAILING_BYTES, f"{left} bytes left after the {writer.name} record")
-        # fastavro accepts encodings no Avro writer produces -- a negative union or enum
-        # index reads from the end of the list -- so a message could be read as something
-        # it does not say. Only bytes that re-encode to themselves are accepted.
-        again = io.BytesIO()
-        fastavro.schemaless_writer(again, writer.parsed, record)
-        if again.getvalue() != payload:
-            raise DecodeError(MALFORMED_BODY, f"{writer.name}: not a canonical Avro encoding")
-        if reader is not writer:
-            record = fastavro.schemaless_reader(io.BytesIO(payload), writer.parsed, reader.parsed)
+        resolve_into = None if reader is writer else reader.parsed
+        record = fastavro.schemaless_reader(io.BytesIO(payload), writer.parsed, resolve_into)
     except DecodeError:
         raise
+    except Malformed as exc:
+        raise DecodeError(MALFORMED_BODY, f"{writer.name} v{writer.version}: {exc}") from exc
     except (Exception, MemoryError, RecursionError) as exc:
         raise DecodeError(
             MALFORMED_BODY, f"{writer.name} v{writer.version}: {type(exc).__name__}"

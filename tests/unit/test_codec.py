@@ -448,7 +448,7 @@ def test_decode_error_carries_no_payload(data: bytes) -> None:
 
 def test_negative_enum_index_is_refused() -> None:
     # fastavro indexes enum symbols with Python's negative indexing, so -1 would read as
-    # the last symbol (ENDED); the codec's re-encoding check refuses it instead.
+    # the last symbol (ENDED); the codec's walk of the body refuses it instead.
     # Relationship's last field is the `change` enum; 0x01 is zig-zag -1.
     data = encode(RELATIONSHIP, REGISTRY.current("Relationship"))
     with pytest.raises(DecodeError) as caught:
