@@ -400,6 +400,27 @@ HOSTILE = {
         INVOLVEMENT_HEADER + SMALLEST_PREFIX + EMPTY_SUBJECT + b"\x00" + zigzag(7) + b"\x00" * 64,
         MALFORMED_BODY,
     ),
+    "negative_union_index": (
+        INVOLVEMENT_HEADER + SMALLEST_PREFIX + b"\x00" + zigzag(-1) + b"\x00" * 64,
+        MALFORMED_BODY,
+    ),
+    "negative_enum_index": (
+        INVOLVEMENT_HEADER + SMALLEST_PREFIX + EMPTY_SUBJECT + b"\x00" + zigzag(-1) + b"\x00" * 64,
+        MALFORMED_BODY,
+    ),
+    # One identifier of two empty strings takes 2 bytes, not the 1 its block claims.
+    "block_size_that_lies": (
+        INVOLVEMENT_HEADER + SMALLEST_PREFIX + zigzag(-1) + zigzag(1) + b"\x00" * 64,
+        MALFORMED_BODY,
+    ),
+    "block_count_larger_than_the_bytes_left": (
+        INVOLVEMENT_HEADER + SMALLEST_PREFIX + zigzag(65) + b"\x00" * 64,
+        MALFORMED_BODY,
+    ),
+    "sized_block_count_larger_than_its_size": (
+        INVOLVEMENT_HEADER + SMALLEST_PREFIX + zigzag(-(2**62)) + zigzag(64) + b"\x00" * 64,
+        MALFORMED_BODY,
+    ),
     "oversized_varint": (INVOLVEMENT_HEADER + b"\xff" * 10 + b"\x01", MALFORMED_BODY),
     "unterminated_varint": (INVOLVEMENT_HEADER + b"\xff" * 200_000, MALFORMED_BODY),
     "trailing_bytes": (VALID + b"\x00", TRAILING_BYTES),
