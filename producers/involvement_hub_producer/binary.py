@@ -11,7 +11,7 @@ rest with the field that is wrong and why:
   64 bits; a longer-than-needed varint (``80 00`` for zero) is legal, as Java reads it;
 * a boolean is the byte 0 or 1; a string is UTF-8; a length is never negative, and never
   more than the bytes left;
-* a union or enum index lies within the list;
+* a union or enum index lies within the list; a map's keys are all different;
 * arrays and maps come in any number of blocks ending with a zero count. A negative count
   is followed by the block's size in bytes, which must be what the block takes. Every item
   takes at least one byte (the codec refuses other schemas), so a count larger than the
@@ -38,6 +38,8 @@ from typing import Any
 
 # A step reads one value starting at a position in the body and returns where it ends.
 Step = Callable[[bytes, int], int]
+# A map entry also gets the keys of the map's earlier entries.
+Entry = Callable[[bytes, int, set[bytes]], int]
 Check = Callable[[bytes], int]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -189,19 +191,19 @@ def _length(data: bytes, pos: int, what: str, path: str) -> tuple[int, int]:
     return size, pos
 
 
-def _string(path: str, what: str = "string", is_uuid: bool = False) -> Step:
+def _string(path: str, is_uuid: bool) -> Step:
     def step(data: bytes, pos: int) -> int:
         byte = data[pos]
         if byte < 0x80 and not byte & 1 and (byte >> 1) < len(data) - pos:
             end = pos + 1 + (byte >> 1)  # the usual short string, its length in one byte
             pos += 1
         else:
-            size, pos = _length(data, pos, what, path)
+            size, pos = _length(data, pos, "string", path)
             end = pos + size
         try:
             text = data[pos:end].decode()
         except UnicodeDecodeError:
-            raise Malformed(path, f"a {what} that is not valid UTF-8") from None
+            raise Malformed(path, "a string that is not valid UTF-8") from None
         if is_uuid:
             try:
                 uuid.UUID(text)
@@ -283,11 +285,13 @@ def _union(branches: tuple[Step | None, ...], path: str) -> Step:
     return step
 
 
-def _blocks(entry: Step, item_path: str, path: str) -> Step:
-    """Arrays and maps: blocks of entries until a zero count; ``entry`` reads one."""
+def _blocks(item: Step | None, entry: Entry | None, item_path: str, path: str) -> Step:
+    """Arrays and maps: blocks of entries until a zero count; ``item`` reads an array's
+    item, ``entry`` a map's key and value."""
 
     def step(data: bytes, pos: int) -> int:
         position = 0
+        keys: set[bytes] = set()
         while True:
             count, pos = _read_long(data, pos, path)
             if count == 0:
@@ -310,9 +314,14 @@ def _blocks(entry: Step, item_path: str, path: str) -> Step:
                 raise Malformed(path, f"a block of {count} entries, but only {left} bytes remain")
             start = pos
             try:
-                for _ in range(count):
-                    pos = entry(data, pos)
-                    position += 1
+                if item is not None:
+                    for _ in range(count):
+                        pos = item(data, pos)
+                        position += 1
+                elif entry is not None:
+                    for _ in range(count):
+                        pos = entry(data, pos, keys)
+                        position += 1
             except Malformed as exc:
                 exc.positions.append(position)
                 raise
@@ -332,9 +341,20 @@ def _ended(path: str, position: int) -> Malformed:
     return exc
 
 
-def _map_entry(key: Step, value: Step) -> Step:
-    def step(data: bytes, pos: int) -> int:
-        return value(data, key(data, pos))
+def _map_entry(value: Step | None, path: str) -> Entry:
+    def step(data: bytes, pos: int, keys: set[bytes]) -> int:
+        size, pos = _length(data, pos, "key", path)
+        key = data[pos : pos + size]
+        try:
+            key.decode()
+        except UnicodeDecodeError:
+            raise Malformed(path, "a key that is not valid UTF-8") from None
+        # fastavro keeps the last value of a repeated key (Java too): the map would be read
+        # as less than it says. Equal UTF-8 strings are equal bytes.
+        if key in keys:
+            raise Malformed(path, "a key an earlier entry of the map has")
+        keys.add(key)
+        return pos + size if value is None else value(data, pos + size)
 
     return step
 
@@ -412,12 +432,11 @@ class _Compiler:
             items = self.step(schema["items"], namespace, item_path)
             if items is None:  # refused by the codec: an item would take no bytes
                 raise ValueError(f"{path}: array of null")
-            return _blocks(items, item_path, path)
+            return _blocks(items, None, item_path, path)
         if kind == "map":
             entry_path = f"{path}{{}}"
-            key = _string(entry_path, "key")
             values = self.step(schema["values"], namespace, entry_path)
-            return _blocks(key if values is None else _map_entry(key, values), entry_path, path)
+            return _blocks(None, _map_entry(values, entry_path), entry_path, path)
         return self.primitive(kind, schema, path)
 
     @staticmethod

@@ -324,6 +324,22 @@ REFUSED = {
         details(zigzag(2) + DETAILS_ITEMS[0] + b"\x04\xc3\x28" + text("x") + b"\x00"),
         "LifeEvent.details{1}: a key that is not valid UTF-8",
     ),
+    "a_repeated_key": (
+        details(zigzag(2) + DETAILS_ITEMS[1] + DETAILS_ITEMS[1] + b"\x00"),
+        "LifeEvent.details{1}: a key an earlier entry of the map has",
+    ),
+    "a_repeated_key_in_another_block_with_a_longer_length": (
+        details(
+            zigzag(1)
+            + DETAILS_ITEMS[1]
+            + zigzag(-1)
+            + zigzag(len(DETAILS_ITEMS[1]) + 1)
+            + zigzag(4, width=2)
+            + DETAILS_ITEMS[1][1:]
+            + b"\x00"
+        ),
+        "LifeEvent.details{1}: a key an earlier entry of the map has",
+    ),
     "an_eleven_byte_varint": (
         details(zigzag(0, width=11)),
         "LifeEvent.details: a varint longer than 10 bytes",
