@@ -454,15 +454,29 @@ class HubApp:
             if outcome.outcome != "computed":
                 self.metrics.ordered_replays.labels(outcome.outcome).inc()
             self._send_outputs(outcome.outputs)
+        self._observe_waiting()
+        if any(h.outputs.more for h in handled):
+            # More waiting records may go: another step, after whatever has arrived since.
+            self.identity_topic.send_soon(value=wire.dumps(GO_ON, IdentityMessage))
+
+    def _observe_waiting(self) -> None:
+        """How many records wait in the reorder buffer, read from the state: after each
+        step, and on every tick, so a worker that recovered a buffer from the changelog
+        says so before its first step (a gauge left at 0 then told the fault harness, and
+        would tell a dashboard, that nothing waited). Only the worker consuming the
+        identity topic's partition says so: another may hold a standby copy of the state."""
+        if not self.app.started:
+            return
+        consumer: Any = self.app.consumer
+        if not any(tp.topic == self.names.identity for tp in consumer.assignment()):
+            self.metrics.ordered_waiting.set(0)
+            return
         self.metrics.ordered_waiting.set(
             waiting_count(
                 Prefixed(self.state, "queues/", STATE_CODECS["queues"]),
                 self._step_settings.ingest_partitions,
             )
         )
-        if any(h.outputs.more for h in handled):
-            # More waiting records may go: another step, after whatever has arrived since.
-            self.identity_topic.send_soon(value=wire.dumps(GO_ON, IdentityMessage))
 
     def _count(self, entry: JournalEntry[bytes], results: Sequence[StepResult]) -> None:
         for result in results:
@@ -534,6 +548,7 @@ class HubApp:
             log.exception("delivery tick failed; trying again at the next one")
         try:
             self.health.observe()
+            self._observe_waiting()
         except Exception:
             log.exception("could not observe lag and recovery; trying again at the next tick")
         if self.outage is not None:
