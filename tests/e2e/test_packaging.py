@@ -17,7 +17,7 @@ pytestmark = pytest.mark.xdist_group("packaging")
 
 
 def build_wheel(source: Path, out: Path) -> zipfile.ZipFile:
-    subprocess.run(
+    built = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -29,10 +29,12 @@ def build_wheel(source: Path, out: Path) -> zipfile.ZipFile:
             str(out),
             str(source),
         ],
-        check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    # pip says why in its own output: show it (a bare exit status told nothing, once).
+    assert built.returncode == 0, f"pip wheel {source} failed:\n{built.stdout}\n{built.stderr}"
     (wheel,) = out.glob("*.whl")
     return zipfile.ZipFile(wheel)
 
